@@ -1,0 +1,143 @@
+"""Queries of the object API: ``fg.select([...]).join(other.select([...])).filter(...)``."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from cloudsdk.client.frames import from_arrow
+from cloudsdk.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from cloudsdk.client.feature_group import FeatureGroup
+    from cloudsdk.client.training_dataset import TrainingDataset
+
+
+class Filter:
+    """A row condition on features; combine with ``&``, ``|`` and ``~``.
+
+    Example:
+        >>> fg.select_all().filter((fg.team_budget > 1e8) & (fg.team_position <= 3))  # doctest: +SKIP
+    """
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+
+    def __and__(self, other: Filter) -> Filter:
+        return Filter({"op": "and", "left": self.spec, "right": _filter(other).spec})
+
+    def __or__(self, other: Filter) -> Filter:
+        return Filter({"op": "or", "left": self.spec, "right": _filter(other).spec})
+
+    def __invert__(self) -> Filter:
+        return Filter({"op": "not", "left": self.spec})
+
+    def __bool__(self) -> bool:
+        raise TypeError("combine filters with & and |, not 'and' / 'or'")
+
+    def __repr__(self) -> str:
+        return f"Filter({self.spec!r})"
+
+
+def _filter(value: Any) -> Filter:
+    if not isinstance(value, Filter):
+        raise InvalidArgumentError(
+            f"expected a Filter such as fg.feature > 3, got {type(value).__name__}"
+        )
+    return value
+
+
+class Query:
+    """Features selected from one feature group, joined with other queries.
+
+    Built with :meth:`FeatureGroup.select`; nothing runs until :meth:`read`.
+    """
+
+    def __init__(self, fg: FeatureGroup, features: Sequence[str] | None) -> None:
+        self._fg = fg
+        self._store = fg._store
+        self._spec: dict[str, Any] = {
+            "fg": {"name": fg.name, "version": fg.version},
+            "features": None if features is None else list(features),
+            "joins": [],
+            "filter": None,
+        }
+
+    def _copy(self) -> Query:
+        clone = copy.copy(self)
+        clone._spec = copy.deepcopy(self._spec)
+        return clone
+
+    def join(
+        self,
+        other: Query,
+        on: str | Sequence[str] | None = None,
+        *,
+        left_on: Sequence[str] | None = None,
+        right_on: Sequence[str] | None = None,
+        join_type: str = "inner",
+    ) -> Query:
+        """Join another query; ``on`` defaults to the primary key the two groups share.
+
+        Args:
+            other: the query to join (``other_fg.select([...])``).
+            on: join column(s) present in both groups.
+            left_on/right_on: differently named join columns.
+            join_type: "inner" (default), "left", "right" or "full".
+        """
+        if not isinstance(other, Query):
+            raise InvalidArgumentError("join() takes a Query, e.g. other_fg.select(['feature'])")
+        clone = self._copy()
+        join: dict[str, Any] = {"query": copy.deepcopy(other._spec), "join_type": join_type}
+        if on is not None:
+            join["on"] = [on] if isinstance(on, str) else list(on)
+        if left_on is not None or right_on is not None:
+            if left_on is None or right_on is None:
+                raise InvalidArgumentError("give both left_on and right_on")
+            join["left_on"], join["right_on"] = list(left_on), list(right_on)
+        clone._spec["joins"].append(join)
+        return clone
+
+    def filter(self, condition: Filter) -> Query:
+        """Keep only the rows that satisfy ``condition`` (ANDed with earlier filters)."""
+        clone = self._copy()
+        spec = _filter(condition).spec
+        old = clone._spec["filter"]
+        clone._spec["filter"] = spec if old is None else {"op": "and", "left": old, "right": spec}
+        return clone
+
+    def to_dict(self) -> dict[str, Any]:
+        """The query spec that the backend executes (JSON-able)."""
+        return copy.deepcopy(self._spec)
+
+    def to_sql(self) -> str:
+        """The DuckDB SQL that this query runs."""
+        sql, _ = self._store._backend.plan(self._store.project, self._spec)
+        return sql
+
+    def to_arrow(self) -> pa.Table:
+        """Run the query; the result as a pyarrow Table."""
+        return self._store._backend.run_query(self._store.project, self._spec)
+
+    def read(self, dataframe_type: str = "pandas") -> Any:
+        """Run the query; the result as ``dataframe_type`` (pandas by default)."""
+        return from_arrow(self.to_arrow(), dataframe_type)
+
+    def show(self, n: int = 10) -> Any:
+        """The first ``n`` rows as pandas."""
+        return self.to_arrow().slice(0, n).to_pandas()
+
+    def create_training_dataset(self, name: str, **options: Any) -> TrainingDataset:
+        """Materialise this query as a training dataset (see FeatureStore.create_training_dataset)."""
+        return self._store.create_training_dataset(name, self, **options)
+
+    def __repr__(self) -> str:
+        groups = [f"{self._spec['fg']['name']}_{self._spec['fg']['version']}"] + [
+            f"{j['query']['fg']['name']}_{j['query']['fg']['version']}" for j in self._spec["joins"]
+        ]
+        return f"Query({' ⋈ '.join(groups)})"
+
+

@@ -1,0 +1,185 @@
+"""The whole cloudsdk exception tree.
+
+Every error cloudsdk raises is a :class:`CloudSDKError`; foreign exceptions
+(deltalake, duckdb, sqlglot, SQLAlchemy, pyarrow) are translated at the
+boundary and chained with ``raise ... from exc``::
+
+    CloudSDKError
+    ├── ConfigurationError          bad connect() arguments, unusable store directory
+    ├── InvalidNameError            a name that is not ^[a-z][a-z0-9_]{0,62}$ or is reserved
+    ├── InvalidArgumentError        a bad argument value (mode, dataframe_type, ...)
+    ├── NotFoundError
+    │   ├── ProjectNotFoundError
+    │   ├── FeatureGroupNotFoundError
+    │   ├── FeatureNotFoundError
+    │   ├── TrainingDatasetNotFoundError
+    │   └── StorageConnectorNotFoundError
+    ├── AlreadyExistsError          a feature group, dataset, project ... of that name and version exists
+    ├── DataValidationError         rows the store refuses: null or duplicate primary keys ...
+    │   └── SchemaMismatchError     columns or types that do not match the feature group
+    ├── QueryError                  the query planner could not plan the request
+    │   ├── FeatureNameCollisionError   a feature name found in several feature groups
+    │   └── JoinKeyError            no join key shared by the feature groups
+    ├── SQLError                    a SQL statement that failed to parse or run
+    │   └── SQLSandboxError         a statement the read-only sandbox refuses
+    ├── UnsupportedError            a capability this release or backend does not offer
+    └── StorageError                the offline store or catalog failed underneath
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+ONLINE_UNSUPPORTED = (
+    "online storage is not available in this release of cloudsdk (it arrives with the "
+    "online feature store); use online=False"
+)
+
+__all__ = [
+    "AlreadyExistsError",
+    "CloudSDKError",
+    "ConfigurationError",
+    "DataValidationError",
+    "FeatureGroupNotFoundError",
+    "FeatureNameCollisionError",
+    "FeatureNotFoundError",
+    "InvalidArgumentError",
+    "InvalidNameError",
+    "JoinKeyError",
+    "NotFoundError",
+    "ProjectNotFoundError",
+    "QueryError",
+    "SQLError",
+    "SQLSandboxError",
+    "SchemaMismatchError",
+    "StorageConnectorNotFoundError",
+    "StorageError",
+    "TrainingDatasetNotFoundError",
+    "UnsupportedError",
+]
+
+
+class CloudSDKError(Exception):
+    """Base class of every error cloudsdk raises."""
+
+    code = "error"
+
+    def __init__(self, message: str, **context: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.context = context
+
+
+class ConfigurationError(CloudSDKError):
+    """connect() arguments or the store directory cannot be used."""
+
+    code = "configuration_error"
+
+
+class InvalidNameError(CloudSDKError, ValueError):
+    """A project, feature group, feature, dataset or connector name is not allowed."""
+
+    code = "invalid_name"
+
+
+class InvalidArgumentError(CloudSDKError, ValueError):
+    """An argument has a value cloudsdk does not accept."""
+
+    code = "invalid_argument"
+
+
+class NotFoundError(CloudSDKError, LookupError):
+    """The named resource does not exist (or is not visible to the caller)."""
+
+    code = "not_found"
+
+
+class ProjectNotFoundError(NotFoundError):
+    """No project of that name."""
+
+
+class FeatureGroupNotFoundError(NotFoundError):
+    """No feature group of that name and version."""
+
+
+class FeatureNotFoundError(NotFoundError):
+    """No feature of that name in the feature groups searched."""
+
+
+class TrainingDatasetNotFoundError(NotFoundError):
+    """No training dataset of that name and version."""
+
+
+class StorageConnectorNotFoundError(NotFoundError):
+    """No storage connector of that name."""
+
+
+class AlreadyExistsError(CloudSDKError):
+    """A resource of that name (and version) already exists."""
+
+    code = "already_exists"
+
+
+class DataValidationError(CloudSDKError, ValueError):
+    """The rows cannot be written: null or duplicate primary keys, bad values."""
+
+    code = "data_validation_error"
+
+
+class SchemaMismatchError(DataValidationError):
+    """The columns or types of a dataframe do not match the feature group's schema."""
+
+    code = "schema_mismatch"
+
+    def __init__(self, message: str, differences: Sequence[str] = (), **context: Any) -> None:
+        if differences:
+            message = message + "\n" + "\n".join(f"  - {d}" for d in differences)
+        super().__init__(message, **context)
+        self.differences = list(differences)
+
+
+class QueryError(CloudSDKError):
+    """The query planner could not turn the request into a query."""
+
+    code = "query_error"
+
+
+class FeatureNameCollisionError(QueryError):
+    """A feature name exists in several feature groups; the request must say which."""
+
+    code = "feature_name_collision"
+
+    def __init__(self, message: str, candidates: Sequence[str] = (), **context: Any) -> None:
+        super().__init__(message, **context)
+        self.candidates = list(candidates)
+
+
+class JoinKeyError(QueryError):
+    """The feature groups share no primary key to join on, or the given key is missing."""
+
+    code = "join_key_error"
+
+
+class SQLError(CloudSDKError):
+    """A SQL statement failed to parse or to run."""
+
+    code = "sql_error"
+
+
+class SQLSandboxError(SQLError):
+    """The read-only SQL sandbox refused a statement (files, network, settings, writes)."""
+
+    code = "sql_forbidden"
+
+
+class UnsupportedError(CloudSDKError, NotImplementedError):
+    """A capability that this release or this backend does not offer."""
+
+    code = "unsupported"
+
+
+class StorageError(CloudSDKError):
+    """The offline store or the catalog failed underneath an operation."""
+
+    code = "storage_error"

@@ -1,0 +1,594 @@
+"""The feature store itself: the operations both the embedded backend and the server call.
+
+Everything here takes and returns plain Python values and Arrow tables, so the REST and
+Flight layers (and the in-process backend) are thin shells over it. Metadata is returned as
+JSON-able dicts (see :func:`FeatureStoreService.describe_group`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+
+from cloudsdk._names import validate_feature_name, validate_name, validate_version
+from cloudsdk.errors import (
+    ONLINE_UNSUPPORTED,
+    AlreadyExistsError,
+    DataValidationError,
+    FeatureGroupNotFoundError,
+    InvalidArgumentError,
+    ProjectNotFoundError,
+    SchemaMismatchError,
+    UnsupportedError,
+)
+from cloudsdk.store import catalog as C
+from cloudsdk.store import planner, schema, statistics
+from cloudsdk.store import sql as sqlbox
+from cloudsdk.store.datasets import TrainingDatasetsMixin
+from cloudsdk.store.offline import OfflineTable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PROJECT = "default"
+WRITE_MODES = ("append", "overwrite", "upsert")
+_TABLE_RE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*?)_(?P<version>[0-9]+)$")
+
+
+class FeatureStoreService(TrainingDatasetsMixin):
+    """The store: a catalog plus offline Delta tables under one data directory."""
+
+    def __init__(self, root: str | Path, metadata_url: str | None = None) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        url = metadata_url or f"sqlite:///{self.root / 'catalog.db'}"
+        self.catalog = C.Catalog(url)
+        self._locks: dict[int, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        if not self._project_row(DEFAULT_PROJECT, missing_ok=True):
+            self.create_project(DEFAULT_PROJECT, exist_ok=True)
+
+    def close(self) -> None:
+        """Release the catalog's connections."""
+        self.catalog.close()
+
+    # --- projects ------------------------------------------------------------------
+
+    def create_project(self, name: str, description: str = "", *, exist_ok: bool = False) -> dict[str, Any]:
+        """Create a project and its feature store ``<name>_featurestore``."""
+        validate_name(name, "project")
+        with self.catalog.begin() as conn:
+            if conn.execute(sa.select(C.projects.c.id).where(C.projects.c.name == name)).first():
+                if exist_ok:
+                    return self.get_project(name)
+                raise AlreadyExistsError(f"project {name!r} already exists", project=name)
+            pid = conn.execute(
+                C.projects.insert().values(name=name, description=description, created=C.now())
+            ).inserted_primary_key[0]  # type: ignore[index]
+            conn.execute(C.feature_stores.insert().values(project_id=pid, name=f"{name}_featurestore"))
+        (self.root / "projects" / name).mkdir(parents=True, exist_ok=True)
+        return self.get_project(name)
+
+    def _project_row(self, name: str, missing_ok: bool = False) -> Any:
+        with self.catalog.read() as conn:
+            row = conn.execute(
+                sa.select(C.projects, C.feature_stores.c.id.label("fs_id"), C.feature_stores.c.name.label("fs_name"))
+                .join(C.feature_stores, C.feature_stores.c.project_id == C.projects.c.id)
+                .where(C.projects.c.name == name)
+            ).first()
+        if row is None and not missing_ok:
+            raise ProjectNotFoundError(f"no project named {name!r}", project=name)
+        return row
+
+    def get_project(self, name: str) -> dict[str, Any]:
+        """A project's metadata."""
+        row = self._project_row(name)
+        return {"name": row.name, "description": row.description, "featurestore": row.fs_name,
+                "created": row.created.isoformat()}
+
+    def list_projects(self) -> list[str]:
+        """Names of all projects."""
+        with self.catalog.read() as conn:
+            return [r[0] for r in conn.execute(sa.select(C.projects.c.name).order_by(C.projects.c.name))]
+
+    def _fs_id(self, project: str) -> int:
+        return int(self._project_row(project).fs_id)
+
+    # --- feature group metadata ----------------------------------------------------------
+
+    def _group_rows(self, project: str, name: str | None = None) -> list[Any]:
+        fs_id = self._fs_id(project)
+        query = sa.select(C.feature_groups).where(C.feature_groups.c.fs_id == fs_id)
+        if name is not None:
+            query = query.where(C.feature_groups.c.name == name)
+        with self.catalog.read() as conn:
+            return list(conn.execute(query.order_by(C.feature_groups.c.name, C.feature_groups.c.version)))
+
+    def _group_row(self, project: str, name: str, version: int | None) -> Any:
+        if not isinstance(name, str):
+            raise InvalidArgumentError(f"a feature group name must be a string, got {name!r}")
+        rows = self._group_rows(project, name)
+        if version is not None:
+            validate_version(version, "feature group version")
+            rows = [r for r in rows if r.version == version]
+        if not rows:
+            which = f"version {version} of " if version is not None else ""
+            raise FeatureGroupNotFoundError(
+                f"no {which}feature group {name!r} in project {project!r}",
+                featuregroup=name, version=version,
+            )
+        return rows[-1]
+
+    def _features(self, fg_id: int) -> list[dict[str, Any]]:
+        with self.catalog.read() as conn:
+            rows = conn.execute(
+                sa.select(C.features).where(C.features.c.fg_id == fg_id).order_by(C.features.c.position)
+            )
+            return [
+                {"name": r.name, "type": r.type, "description": r.description,
+                 "primary": r.primary, "partition": r.partition}
+                for r in rows
+            ]
+
+    def _describe(self, row: Any) -> dict[str, Any]:
+        return {
+            "name": row.name,
+            "version": row.version,
+            "description": row.description,
+            "features": self._features(row.id),
+            "primary_key": json.loads(row.primary_key),
+            "partition_by": json.loads(row.partition_by),
+            "event_time": row.event_time,
+            "online_enabled": row.online_enabled,
+            "offline_enabled": row.offline_enabled,
+            "arrow_schema": row.arrow_schema,
+            "metadata": json.loads(row.custom_metadata),
+            "statistics_config": json.loads(row.statistics_config),
+            "location": row.location,
+            "created": row.created.isoformat(),
+            "updated": row.updated.isoformat(),
+        }
+
+    def describe_group(self, project: str, name: str, version: int | None = None) -> dict[str, Any]:
+        """A feature group's metadata (latest version when ``version`` is None)."""
+        return self._describe(self._group_row(project, name, version))
+
+    def list_groups(self, project: str) -> list[dict[str, Any]]:
+        """Metadata of every feature group of the project, by name then version."""
+        return [self._describe(r) for r in self._group_rows(project)]
+
+    def _group_infos(self, project: str) -> list[planner.GroupInfo]:
+        fs_id = self._fs_id(project)
+        with self.catalog.read() as conn:
+            rows = list(conn.execute(
+                sa.select(C.feature_groups.c.id, C.feature_groups.c.name, C.feature_groups.c.version,
+                          C.feature_groups.c.primary_key)
+                .where(C.feature_groups.c.fs_id == fs_id)
+                .order_by(C.feature_groups.c.name, C.feature_groups.c.version)
+            ))
+            feats: dict[int, list[str]] = {}
+            for fg_id, fname in conn.execute(
+                sa.select(C.features.c.fg_id, C.features.c.name)
+                .join(C.feature_groups, C.features.c.fg_id == C.feature_groups.c.id)
+                .where(C.feature_groups.c.fs_id == fs_id)
+                .order_by(C.features.c.fg_id, C.features.c.position)
+            ):
+                feats.setdefault(fg_id, []).append(fname)
+        return [
+            planner.GroupInfo(r.name, r.version, tuple(feats.get(r.id, [])), tuple(json.loads(r.primary_key)))
+            for r in rows
+        ]
+
+    def latest_version(self, project: str, name: str) -> int | None:
+        """The highest version of a feature group, or None if it has none."""
+        rows = self._group_rows(project, name)
+        return rows[-1].version if rows else None
+
+    # --- creating, writing, deleting -------------------------------------------------------
+
+    def create_group(
+        self,
+        project: str,
+        name: str,
+        version: int | None,
+        data: pa.Table | None = None,
+        *,
+        arrow_schema: pa.Schema | None = None,
+        description: str = "",
+        primary_key: Sequence[str] | None = None,
+        partition_by: Sequence[str] | None = None,
+        event_time: str | None = None,
+        online_enabled: bool = False,
+        offline_enabled: bool = True,
+        feature_descriptions: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+        statistics_config: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Create a feature group (and write ``data`` as its first commit).
+
+        Raises:
+            InvalidNameError, AlreadyExistsError, SchemaMismatchError, DataValidationError,
+            UnsupportedError (online storage).
+        """
+        validate_name(name, "feature group")
+        if online_enabled:
+            raise UnsupportedError(ONLINE_UNSUPPORTED, featuregroup=name)
+        if not offline_enabled:
+            raise UnsupportedError(
+                "a feature group must be stored offline in this release (offline=True)", featuregroup=name
+            )
+        if version is None:
+            version = (self.latest_version(project, name) or 0) + 1
+        validate_version(version, "feature group version")
+        if data is None and arrow_schema is None:
+            raise InvalidArgumentError("create a feature group from a dataframe or a schema")
+        logical = (arrow_schema if arrow_schema is not None else data.schema).remove_metadata()  # type: ignore[union-attr]
+        schema.check_columns(logical)
+        pk = _as_list(primary_key) or [logical.names[0]]
+        parts = _as_list(partition_by)
+        for label, cols in (("primary key", pk), ("partition", parts)):
+            missing = [c for c in cols if c not in logical.names]
+            if missing:
+                raise SchemaMismatchError(
+                    f"{label} column(s) {missing} are not columns of the dataframe "
+                    f"(columns: {', '.join(logical.names)})"
+                )
+        for c in pk:
+            t = logical.field(c).type
+            if pa.types.is_floating(t) or pa.types.is_list(t) or pa.types.is_fixed_size_list(t):
+                raise SchemaMismatchError(f"primary key column {c!r} has type {schema.feature_type(t)}; "
+                                          "use integers, strings, dates or timestamps")
+        if event_time is not None:
+            if event_time not in logical.names:
+                raise SchemaMismatchError(f"event_time column {event_time!r} is not a column of the dataframe")
+            t = logical.field(event_time).type
+            if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
+                raise SchemaMismatchError(
+                    f"event_time column {event_time!r} must be a timestamp or date, not {schema.feature_type(t)}"
+                )
+        descriptions = dict(feature_descriptions or {})
+        unknown = [k for k in descriptions if k not in logical.names]
+        if unknown:
+            raise SchemaMismatchError(f"descriptions given for unknown features {unknown}")
+        if data is not None:
+            data = schema.conform(data, logical, what=f"feature group {name!r}")
+            self._validate_rows(data, pk, event_time, "append")
+        fs_id = self._fs_id(project)
+        location = self.root / "projects" / project / "featurestore" / f"{name}_{version}"
+        stamp = C.now()
+        try:
+            with self.catalog.begin() as conn:
+                fg_id = conn.execute(
+                    C.feature_groups.insert().values(
+                        fs_id=fs_id, name=name, version=version, description=description or "",
+                        primary_key=C.dumps(pk), partition_by=C.dumps(parts), event_time=event_time,
+                        online_enabled=False, offline_enabled=True,
+                        arrow_schema=schema.serialize_schema(logical),
+                        custom_metadata=C.dumps(_str_dict(metadata or {})),
+                        statistics_config=C.dumps(dict(statistics_config or {"enabled": True})),
+                        location=str(location), created=stamp, updated=stamp,
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+                conn.execute(C.features.insert(), [
+                    {"fg_id": fg_id, "position": i, "name": f.name, "type": schema.feature_type(f.type),
+                     "description": descriptions.get(f.name, ""), "primary": f.name in pk,
+                     "partition": f.name in parts}
+                    for i, f in enumerate(logical)
+                ])
+        except sa.exc.IntegrityError as exc:
+            raise AlreadyExistsError(
+                f"feature group {name!r} version {version} already exists in project {project!r}; "
+                "insert into it, or create a new version",
+                featuregroup=name, version=version,
+            ) from exc
+        table = OfflineTable(location)
+        try:
+            shutil.rmtree(location, ignore_errors=True)
+            stored = schema.to_storage(data, logical) if data is not None else None
+            table.create(schema.storage_schema(logical), parts, stored)
+            if data is not None:
+                self._after_commit(project, name, version)
+        except BaseException:
+            with self.catalog.begin() as conn:
+                conn.execute(C.feature_groups.delete().where(C.feature_groups.c.id == fg_id))
+            table.delete()
+            raise
+        return self.describe_group(project, name, version)
+
+    @staticmethod
+    def _validate_rows(data: pa.Table, pk: Sequence[str], event_time: str | None, mode: str) -> None:
+        for c in pk:
+            nulls = data.column(c).null_count
+            if nulls:
+                raise DataValidationError(
+                    f"primary key column {c!r} has {nulls} null value(s); every row needs a key",
+                    column=c,
+                )
+        if event_time is not None and data.column(event_time).null_count:
+            raise DataValidationError(
+                f"event_time column {event_time!r} has {data.column(event_time).null_count} null value(s)"
+            )
+        if mode in ("upsert", "overwrite") and data.num_rows:
+            keys = data.select(list(pk))
+            distinct = keys.group_by(list(pk)).aggregate([]).num_rows
+            if distinct != data.num_rows:
+                raise DataValidationError(
+                    f"{data.num_rows - distinct} row(s) repeat a primary key {list(pk)} in a(n) "
+                    f"{mode}; keep one row per key (e.g. df.drop_duplicates({list(pk)!r}, keep='last'))",
+                )
+
+    def _lock(self, fg_id: int) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(fg_id, threading.Lock())
+
+    def insert(
+        self,
+        project: str,
+        name: str,
+        version: int | None,
+        data: pa.Table,
+        *,
+        mode: str = "append",
+        online: bool = False,
+        offline: bool = True,
+        statistics: bool | None = None,
+    ) -> dict[str, Any]:
+        """Insert rows as one commit: ``append``, ``overwrite`` or ``upsert`` (merge on the key).
+
+        Returns:
+            ``{"version": commit version, "rows_inserted", "rows_updated", "rows_deleted"}``.
+        """
+        if mode not in WRITE_MODES:
+            raise InvalidArgumentError(f"mode must be one of {', '.join(WRITE_MODES)}, got {mode!r}")
+        if online:
+            raise UnsupportedError(ONLINE_UNSUPPORTED, featuregroup=name)
+        if not offline:
+            raise UnsupportedError("inserts go to the offline store in this release (offline=True)")
+        row = self._group_row(project, name, version)
+        logical = schema.deserialize_schema(row.arrow_schema)
+        pk = json.loads(row.primary_key)
+        parts = json.loads(row.partition_by)
+        data = schema.conform(data, logical, what=f"feature group {row.name!r} version {row.version}")
+        self._validate_rows(data, pk, row.event_time, mode)
+        stored = schema.to_storage(data, logical)
+        with self._lock(row.id):
+            result = OfflineTable(row.location).write(stored, mode, pk, parts)  # type: ignore[arg-type]
+            with self.catalog.begin() as conn:
+                conn.execute(C.feature_groups.update().where(C.feature_groups.c.id == row.id).values(updated=C.now()))
+        enabled = json.loads(row.statistics_config).get("enabled", True) if statistics is None else statistics
+        if enabled:
+            self._after_commit(project, row.name, row.version)
+        return result
+
+    def delete_group(self, project: str, name: str, version: int) -> None:
+        """Delete a feature group version, its data and its statistics."""
+        row = self._group_row(project, name, version)
+        with self.catalog.begin() as conn:
+            conn.execute(C.feature_groups.delete().where(C.feature_groups.c.id == row.id))
+        OfflineTable(row.location).delete()
+
+    def update_group(self, project: str, name: str, version: int, *, description: str | None = None,
+                     feature_descriptions: Mapping[str, str] | None = None,
+                     statistics_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Change a feature group's description, feature descriptions or statistics settings."""
+        row = self._group_row(project, name, version)
+        with self.catalog.begin() as conn:
+            values: dict[str, Any] = {"updated": C.now()}
+            if description is not None:
+                values["description"] = description
+            if statistics_config is not None:
+                values["statistics_config"] = C.dumps(dict(statistics_config))
+            conn.execute(C.feature_groups.update().where(C.feature_groups.c.id == row.id).values(**values))
+            for fname, text in (feature_descriptions or {}).items():
+                done = conn.execute(C.features.update().where(
+                    (C.features.c.fg_id == row.id) & (C.features.c.name == fname)).values(description=text))
+                if not done.rowcount:
+                    raise SchemaMismatchError(f"feature group {name!r} has no feature {fname!r}")
+        return self.describe_group(project, name, version)
+
+    # --- custom metadata ----------------------------------------------------------------
+
+    def add_metadata(self, project: str, name: str, version: int | None, items: Mapping[str, str]) -> dict[str, str]:
+        """Attach (or overwrite) custom metadata key/values; returns all metadata."""
+        if not isinstance(items, Mapping):
+            raise InvalidArgumentError("metadata must be a dict of str to str")
+        row = self._group_row(project, name, version)
+        current = json.loads(row.custom_metadata)
+        current.update(_str_dict(items))
+        with self.catalog.begin() as conn:
+            conn.execute(C.feature_groups.update().where(C.feature_groups.c.id == row.id)
+                         .values(custom_metadata=C.dumps(current), updated=C.now()))
+        return current
+
+    def get_metadata(self, project: str, name: str, version: int | None,
+                     keys: Sequence[str] | None = None) -> dict[str, str]:
+        """All custom metadata, or only ``keys`` (unknown keys are left out)."""
+        current: dict[str, str] = json.loads(self._group_row(project, name, version).custom_metadata)
+        if keys is None:
+            return current
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        return {k: current[k] for k in keys if k in current}
+
+    def remove_metadata(self, project: str, name: str, version: int | None, keys: Sequence[str]) -> dict[str, str]:
+        """Remove metadata keys; returns what is left."""
+        keys = [keys] if isinstance(keys, str) else list(keys)
+        row = self._group_row(project, name, version)
+        current = json.loads(row.custom_metadata)
+        for k in keys:
+            current.pop(k, None)
+        with self.catalog.begin() as conn:
+            conn.execute(C.feature_groups.update().where(C.feature_groups.c.id == row.id)
+                         .values(custom_metadata=C.dumps(current), updated=C.now()))
+        return current
+
+    # --- statistics ------------------------------------------------------------------------
+
+    def _after_commit(self, project: str, name: str, version: int) -> None:
+        row = self._group_row(project, name, version)
+        config = json.loads(row.statistics_config)
+        if config.get("enabled", True):
+            self.compute_statistics(project, name, version, columns=config.get("columns"))
+
+    def compute_statistics(self, project: str, name: str, version: int | None,
+                           columns: Sequence[str] | None = None) -> dict[str, Any]:
+        """Compute and store descriptive statistics of the latest commit."""
+        row = self._group_row(project, name, version)
+        logical = schema.deserialize_schema(row.arrow_schema)
+        if columns:
+            unknown = [c for c in columns if c not in logical.names]
+            if unknown:
+                raise SchemaMismatchError(f"statistics asked for unknown features {unknown}")
+        table = OfflineTable(row.location)
+        dt_version = table.version()
+        ds = table.dataset(dt_version)
+        content = statistics.describe(ds, ds.schema, columns)
+        content["commit_version"] = dt_version
+        stamp = C.now()
+        content["computed_at"] = stamp.isoformat()
+        with self.catalog.begin() as conn:
+            conn.execute(C.statistics.insert().values(
+                fg_id=row.id, commit_version=dt_version, computed_at=stamp, content=C.dumps(content)))
+        return content
+
+    def get_statistics(self, project: str, name: str, version: int | None,
+                       commit_version: int | None = None) -> dict[str, Any] | None:
+        """The latest stored statistics (or those of one commit); None if none were computed."""
+        row = self._group_row(project, name, version)
+        query = sa.select(C.statistics.c.content).where(C.statistics.c.fg_id == row.id)
+        if commit_version is not None:
+            query = query.where(C.statistics.c.commit_version == commit_version)
+        with self.catalog.read() as conn:
+            found = conn.execute(query.order_by(C.statistics.c.id.desc()).limit(1)).scalar()
+        return json.loads(found) if found else None
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def read_group(self, project: str, name: str, version: int | None,
+                   columns: Sequence[str] | None = None) -> pa.Table:
+        """A feature group's latest snapshot as Arrow, in its own column order and types."""
+        row = self._group_row(project, name, version)
+        logical = schema.deserialize_schema(row.arrow_schema)
+        cols = list(columns) if columns is not None else logical.names
+        unknown = [c for c in cols if c not in logical.names]
+        if unknown:
+            raise SchemaMismatchError(f"feature group {name!r} has no feature(s) {unknown}")
+        table = OfflineTable(row.location).dataset().to_table(columns=cols)
+        return schema.from_storage(table, logical)
+
+    def _datasets(self, project: str, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+        out = {}
+        for name, version in keys:
+            row = self._group_row(project, name, version)
+            out[(name, version)] = (OfflineTable(row.location).dataset(), schema.deserialize_schema(row.arrow_schema))
+        return out
+
+    def plan(self, project: str, spec: Mapping[str, Any]) -> tuple[str, list[tuple[str, planner.GroupInfo]]]:
+        """The SQL a query spec runs, with the source group of each output column."""
+        infos = {(g.name, g.version): g for g in self._group_infos(project)}
+        return planner.to_sql(spec, infos)
+
+    def run_query(self, project: str, spec: Mapping[str, Any]) -> pa.Table:
+        """Execute a query spec (select/join/filter over feature groups)."""
+        sql_text, outputs = self.plan(project, spec)
+        keys = sorted(set(planner.tables_of(spec)))
+        sources = self._datasets(project, keys)
+        table = sqlbox.run(sql_text, lambda names: {f"{n}_{v}": sources[(n, v)][0] for n, v in keys},
+                           dialect="duckdb")
+        fields = []
+        for (col, g), arr_field in zip(outputs, table.schema, strict=True):
+            logical = sources[(g.name, g.version)][1]
+            fields.append(pa.field(col, logical.field(col).type) if col in logical.names else arr_field)
+        target = pa.schema(fields)
+        return table if table.schema.equals(target) else table.cast(target, safe=False)
+
+    def feature_query(self, project: str, features: Sequence[str],
+                      featuregroups_version_dict: Mapping[str, int] | None = None,
+                      join_key: str | Sequence[str] | None = None) -> dict[str, Any]:
+        """The query spec the planner makes for a list of feature names."""
+        picks, keys, final = planner.resolve_features(
+            features, self._group_infos(project), featuregroups_version_dict, join_key)
+        return planner.features_query_spec(picks, keys, final)
+
+    def get_features(self, project: str, features: Sequence[str],
+                     featuregroups_version_dict: Mapping[str, int] | None = None,
+                     join_key: str | Sequence[str] | None = None) -> pa.Table:
+        """Features by name, joined across feature groups by the query planner."""
+        spec = self.feature_query(project, features, featuregroups_version_dict, join_key)
+        return self.run_query(project, spec)
+
+    def sql(self, project: str, query: str, *, dialect: sqlbox.Dialect = "auto") -> pa.Table:
+        """Run a read-only SELECT over the project's feature groups (tables ``<name>_<version>``)."""
+
+        def resolve(names: Iterable[str]) -> dict[str, Any]:
+            out = {}
+            for table_name in names:
+                match = _TABLE_RE.match(table_name)
+                row = None
+                if match and self._group_rows(project, match["name"]):
+                    rows = [r for r in self._group_rows(project, match["name"])
+                            if r.version == int(match["version"])]
+                    row = rows[0] if rows else None
+                if row is None and self._group_rows(project, table_name):
+                    row = self._group_row(project, table_name, None)
+                if row is None:
+                    raise FeatureGroupNotFoundError(
+                        f"sql(): no feature group table {table_name!r} in project {project!r}; "
+                        "tables are named <featuregroup>_<version>, e.g. teams_features_1",
+                        table=table_name,
+                    )
+                out[table_name] = OfflineTable(row.location).dataset()
+            return out
+
+        return sqlbox.run(query, resolve, dialect=dialect)
+
+    def history(self, project: str, name: str, version: int | None, limit: int | None = None) -> list[dict[str, Any]]:
+        """The offline commits of a feature group, newest first."""
+        row = self._group_row(project, name, version)
+        out = []
+        for h in OfflineTable(row.location).history(limit):
+            metrics = h.get("operationMetrics", {})
+            out.append({
+                "version": h.get("version"),
+                "timestamp": h.get("timestamp"),
+                "operation": h.get("operation"),
+                "rows_inserted": metrics.get("num_added_rows", metrics.get("num_target_rows_inserted")),
+                "rows_updated": metrics.get("num_target_rows_updated"),
+                "rows_deleted": metrics.get("num_target_rows_deleted"),
+            })
+        return out
+
+
+def _as_list(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return list(value)
+
+
+def _str_dict(items: Mapping[Any, Any]) -> dict[str, str]:
+    out = {}
+    for k, v in items.items():
+        if not isinstance(k, str) or not k:
+            raise InvalidArgumentError(f"metadata keys must be non-empty strings, got {k!r}")
+        if not isinstance(v, str | int | float | bool):
+            raise InvalidArgumentError(f"metadata value for {k!r} must be a string, got {type(v).__name__}")
+        out[k] = str(v)
+    return out
+
+
+def null_mask_count(arr: pa.ChunkedArray) -> int:
+    """Number of nulls (helper for callers validating arrays)."""
+    return int(pc.sum(pc.is_null(arr)).as_py() or 0)
+
+
+__all__ = ["DEFAULT_PROJECT", "FeatureStoreService", "validate_feature_name"]
