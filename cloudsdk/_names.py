@@ -7,6 +7,8 @@ import re
 from cloudsdk.errors import InvalidNameError
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+# Training datasets may use upper case too, as the manual's "MNIST_train_petastorm" does.
+DATASET_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
 # Feature (column) names may also use upper case, as pandas users often do.
 FEATURE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
@@ -39,6 +41,19 @@ def validate_name(name: object, kind: str = "name") -> str:
         )
     if name in RESERVED:
         raise InvalidNameError(f"invalid {kind} name {name!r}: it is a reserved word", name=name)
+    return name
+
+
+def validate_dataset_name(name: object) -> str:
+    """Return ``name`` if it is a valid training dataset name (letters of either case allowed)."""
+    if not isinstance(name, str) or not DATASET_NAME_RE.match(name):
+        raise InvalidNameError(
+            f"invalid training dataset name {name!r}: use 1-63 letters, digits and '_', "
+            "starting with a letter (e.g. 'team_position_prediction')",
+            name=name,
+        )
+    if name.lower() in RESERVED:
+        raise InvalidNameError(f"invalid training dataset name {name!r}: it is a reserved word", name=name)
     return name
 
 

@@ -38,11 +38,13 @@ __all__ = [
     "get_latest_featuregroup_version",
     "get_latest_training_dataset_version",
     "get_metadata",
+    "get_online_featurestore_connector",
     "get_project_featurestores",
     "get_storage_connectors",
     "get_training_dataset",
     "get_training_dataset_path",
     "get_training_dataset_statistics",
+    "get_training_dataset_tf_record_schema",
     "get_training_datasets",
     "insert_into_featuregroup",
     "project_featurestore",
@@ -184,6 +186,7 @@ def insert_into_featuregroup(
     """Insert ``df`` into a feature group: ``mode`` is append, overwrite or upsert."""
     del feature_correlation, feature_histograms, cluster_analysis, num_bins, corr_method, num_clusters
     del stat_columns
+    _no_online(online)
     fg = _fs(featurestore).get_feature_group(featuregroup, featuregroup_version)
     return fg.insert(df, mode, online=online, offline=offline, statistics=None if descriptive_statistics else False)
 
@@ -360,6 +363,20 @@ def get_training_dataset_statistics(training_dataset: str, featurestore: str | N
                                     training_dataset_version: int = 1) -> Any:
     """The statistics stored with a training dataset."""
     return _fs(featurestore).get_training_dataset(training_dataset, training_dataset_version).statistics()
+
+
+def get_training_dataset_tf_record_schema(training_dataset: str, featurestore: str | None = None,
+                                          training_dataset_version: int = 1) -> Any:
+    """The tf.Example parsing schema of a tfrecords training dataset (not in this release)."""
+    raise UnsupportedError(
+        "tfrecords training datasets and their schema arrive with the training-dataset release; "
+        "write parquet, csv or tsv for now"
+    )
+
+
+def get_online_featurestore_connector(featurestore: str | None = None) -> Any:
+    """The online feature store's connection details (not in this release)."""
+    raise UnsupportedError(ONLINE_UNSUPPORTED)
 
 
 def get_storage_connectors(featurestore: str | None = None) -> list[tuple[str, str]]:

@@ -13,6 +13,7 @@ from cloudsdk.client.frames import from_arrow, to_arrow
 from cloudsdk.client.query import Filter, Query
 from cloudsdk.errors import (
     ONLINE_UNSUPPORTED,
+    FeatureGroupNotFoundError,
     FeatureNotFoundError,
     InvalidArgumentError,
     UnsupportedError,
@@ -129,6 +130,10 @@ class FeatureGroup:
         return bool(self._meta)
 
     def _need_saved(self) -> None:
+        if self._pending.get("deleted"):
+            raise FeatureGroupNotFoundError(
+                f"feature group {self.name!r} version {self.version} was deleted", featuregroup=self.name
+            )
         if not self.saved:
             raise InvalidArgumentError(
                 f"feature group {self.name!r} is not saved yet: call fg.save(df) first"
@@ -216,6 +221,8 @@ class FeatureGroup:
 
     def save(self, data: Any) -> FeatureGroup:
         """Create the group in the store from ``data`` (first commit)."""
+        if self._pending.get("deleted"):
+            self._need_saved()
         if self.saved:
             raise InvalidArgumentError(f"feature group {self.name!r} is already saved; use insert()")
         opts = dict(self._pending)
@@ -237,9 +244,9 @@ class FeatureGroup:
             The commit: ``{"version", "rows_inserted", "rows_updated", "rows_deleted"}``.
         """
         if not self.saved:
-            self.save(data)
-            return {"version": 0, "rows_inserted": self.read(dataframe_type="pyarrow").num_rows,
-                    "rows_updated": 0, "rows_deleted": 0}
+            table = to_arrow(data)
+            self.save(table)
+            return {"version": 0, "rows_inserted": table.num_rows, "rows_updated": 0, "rows_deleted": 0}
         result = self._store._backend.insert(
             self._store.project, self.name, self.version, to_arrow(data), mode=mode,
             online=online, offline=offline, statistics=statistics,
@@ -279,7 +286,7 @@ class FeatureGroup:
         """Delete this feature group version with its data."""
         self._need_saved()
         self._store._backend.delete_group(self._store.project, self.name, int(self.version or 0))
-        self._meta = {}
+        self._meta, self._pending = {}, {"name": self.name, "version": self.version, "deleted": True}
 
     # --- metadata and statistics ----------------------------------------------------------
 
@@ -336,7 +343,8 @@ class FeatureGroup:
 
     def __repr__(self) -> str:
         if not self.saved:
-            return f"FeatureGroup({self.name!r}, version={self.version}, not saved)"
+            state = "deleted" if self._pending.get("deleted") else "not saved"
+            return f"FeatureGroup({self.name!r}, version={self.version}, {state})"
         feats = ", ".join(f"{n}{'*' if 'primary' in fl else ''}: {t}" for n, t, fl, _ in self._feature_lines())
         return f"FeatureGroup({self.name!r}, version={self.version}, features=[{feats}])"
 

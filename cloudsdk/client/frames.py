@@ -65,6 +65,25 @@ def to_arrow(data: Any) -> pa.Table:
     )
 
 
+_EXACT_FLOAT_INT = 2**53
+
+
+def _to_numpy(table: pa.Table) -> np.ndarray:
+    """A 2-D array of the rows (as pandas' ``df.to_numpy()``), but never silently rounding:
+    when the common dtype is float and an integer column holds values beyond 2**53, the
+    array is of dtype object instead."""
+    frame = table.to_pandas()
+    arr: np.ndarray = frame.to_numpy()
+    if arr.dtype.kind == "f":
+        for name in frame.columns:
+            col = frame[name]
+            if col.dtype.kind in "iu" and len(col) and (
+                col.max() > _EXACT_FLOAT_INT or col.min() < -_EXACT_FLOAT_INT
+            ):
+                return frame.to_numpy(dtype=object)
+    return arr
+
+
 def from_arrow(table: pa.Table, dataframe_type: str = "pandas") -> Any:
     """Convert an Arrow table to ``dataframe_type``.
 
@@ -76,7 +95,7 @@ def from_arrow(table: pa.Table, dataframe_type: str = "pandas") -> Any:
     if dataframe_type == "pandas":
         return table.to_pandas()
     if dataframe_type == "numpy":
-        return table.to_pandas().to_numpy()
+        return _to_numpy(table)
     if dataframe_type == "python":
         columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
         return [list(row) for row in zip(*columns, strict=True)] if columns else []

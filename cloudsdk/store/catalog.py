@@ -84,6 +84,20 @@ features = sa.Table(
     sa.Index("ix_features_name", "name"),
 )
 
+commits = sa.Table(
+    "commits",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("fg_id", sa.ForeignKey("feature_groups.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),  # the Delta table version
+    sa.Column("mode", sa.String(16), nullable=False),  # create, append, overwrite, upsert
+    sa.Column("committed_at", sa.DateTime, nullable=False),
+    sa.Column("rows_inserted", sa.BigInteger, nullable=False),
+    sa.Column("rows_updated", sa.BigInteger, nullable=False),
+    sa.Column("rows_deleted", sa.BigInteger, nullable=False),
+    sa.UniqueConstraint("fg_id", "version"),
+)
+
 statistics = sa.Table(
     "statistics",
     metadata,

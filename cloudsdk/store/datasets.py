@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from cloudsdk._names import validate_name, validate_version
+from cloudsdk._names import validate_dataset_name, validate_version
 from cloudsdk.errors import (
     AlreadyExistsError,
     InvalidArgumentError,
@@ -81,7 +81,7 @@ class TrainingDatasetsMixin:
         compute_statistics: bool = True,
     ) -> dict[str, Any]:
         """Write ``data`` as training dataset ``name`` version ``version``."""
-        validate_name(name, "training dataset")
+        validate_dataset_name(name)
         fmt = data_format.lower()
         if fmt not in FORMATS:
             if fmt in LATER_FORMATS:
@@ -93,6 +93,12 @@ class TrainingDatasetsMixin:
         if write_mode not in ("overwrite", "error"):
             raise InvalidArgumentError("write_mode must be 'overwrite' or 'error'")
         fs_id = self._fs_id(project)
+        clash = sorted({r.name for r in self._td_rows(project) if r.name.lower() == name.lower() and r.name != name})
+        if clash:
+            raise AlreadyExistsError(
+                f"training dataset {clash[0]!r} exists; names that differ only in case are not allowed",
+                training_dataset=name,
+            )
         existing = self._td_rows(project, name)
         if version is None:
             version = (existing[-1].version if existing else 0) + 1
@@ -177,7 +183,9 @@ class TrainingDatasetsMixin:
         else:
             delimiter = "\t" if r.data_format == "tsv" else ","
             tables = [pacsv.read_csv(f, parse_options=pacsv.ParseOptions(delimiter=delimiter),
-                                     convert_options=pacsv.ConvertOptions(column_types=logical)) for f in files]
+                                     convert_options=pacsv.ConvertOptions(
+                                         column_types=logical, strings_can_be_null=True,
+                                         quoted_strings_can_be_null=False)) for f in files]
         table = pa.concat_tables(tables) if tables else logical.empty_table()
         return table.cast(logical)
 

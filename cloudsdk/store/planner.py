@@ -58,8 +58,21 @@ def q(name: str) -> str:
 
 
 def literal(value: Any) -> str:
-    """An SQL literal for a filter value, safely escaped."""
-    return str(exp.convert(value).sql(dialect="duckdb"))
+    """An SQL literal for a filter value, safely escaped (numpy and pandas scalars included)."""
+    if type(value).__module__ == "numpy":
+        if type(value).__name__.startswith("datetime64"):
+            import pandas as pd
+
+            value = pd.Timestamp(value).to_pydatetime()
+        elif hasattr(value, "item"):
+            value = value.item()
+    try:
+        return str(exp.convert(value).sql(dialect="duckdb"))
+    except (ValueError, TypeError) as exc:
+        raise InvalidArgumentError(
+            f"cannot use {value!r} ({type(value).__name__}) as a filter value: use numbers, "
+            "strings, booleans, dates, datetimes or decimals"
+        ) from exc
 
 
 # --- resolution of feature names -------------------------------------------------------
@@ -255,6 +268,12 @@ def features_query_spec(
     return spec
 
 
+def _inner(expr: str) -> str:
+    """The expression part of ``<expr> AS "name"`` (or the expression itself)."""
+    head, sep, _ = expr.rpartition(" AS ")
+    return head if sep else expr
+
+
 def _flatten(spec: Mapping[str, Any], out: list[tuple[Mapping[str, Any], dict[str, Any] | None]],
              join: dict[str, Any] | None = None) -> None:
     out.append((spec, join))
@@ -361,8 +380,18 @@ def to_sql(
             from_parts.append(f"{JOIN_TYPES[jt]} {q(g.table)} AS {alias} ON {cond}")
             if join.get("on"):
                 skip = set(join["on"])
+        if join is not None and skip and join.get("join_type", "inner") != "inner":
+            for k in skip:
+                if k in seen:  # selected earlier: fill it from this side where that one is null
+                    i_col = next(n for n, c in enumerate(columns) if c[0] == k)
+                    name_, expr_, g_ = columns[i_col]
+                    columns[i_col] = (name_, f"COALESCE({_inner(expr_)}, {alias}.{q(k)}) AS {q(k)}", g_)
         for f in feats:
             if f in skip and f in seen:
+                continue
+            if f in skip and join is not None and join.get("join_type", "inner") != "inner":
+                seen[f] = g.table
+                columns.append((f, f"COALESCE({parent}.{q(f)}, {alias}.{q(f)}) AS {q(f)}", g))
                 continue
             if f in seen:
                 raise FeatureNameCollisionError(

@@ -9,7 +9,9 @@ cast back on read: every value survives the round trip unchanged.
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
+import json
+from collections.abc import Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -126,9 +128,9 @@ def from_storage(table: pa.Table, logical: pa.Schema) -> pa.Table:
     if len(fields) != table.num_columns:
         return table
     target = pa.schema(fields)
-    if table.schema.equals(target):
-        return table
-    return table.cast(target, safe=False)
+    if not table.schema.equals(target):
+        table = table.cast(target, safe=False)
+    return with_pandas_metadata(table, [logical])
 
 
 _INT_ORDER = [pa.int8(), pa.int16(), pa.int32(), pa.int64()]
@@ -247,23 +249,47 @@ def check_columns(schema: pa.Schema) -> None:
         _storage_type(f.type)
 
 
+def keep_pandas_metadata(schema: pa.Schema, source: pa.Schema | None) -> pa.Schema:
+    """``schema`` carrying only the pandas column metadata of ``source`` (its dtypes, e.g.
+    nullable ``Int64``), so that reads give pandas users back the dtypes they wrote."""
+    raw = (source.metadata or {}).get(b"pandas") if source is not None else None
+    if not raw:
+        return schema.remove_metadata()
+    meta = json.loads(raw)
+    names = set(schema.names)
+    keep = {
+        "index_columns": [],
+        "column_indexes": [],
+        "columns": [c for c in meta.get("columns", []) if c.get("field_name") in names],
+        "pandas_version": meta.get("pandas_version"),
+    }
+    return schema.remove_metadata().with_metadata({b"pandas": json.dumps(keep).encode()})
+
+
+def with_pandas_metadata(table: pa.Table, sources: Sequence[pa.Schema]) -> pa.Table:
+    """``table`` with the pandas column metadata its columns had when written (if any)."""
+    entries: dict[str, Any] = {}
+    version = None
+    for src in sources:
+        raw = (src.metadata or {}).get(b"pandas")
+        if not raw:
+            continue
+        meta = json.loads(raw)
+        version = version or meta.get("pandas_version")
+        for c in meta.get("columns", []):
+            entries.setdefault(c.get("field_name"), c)
+    cols = [entries[n] for n in table.column_names if n in entries]
+    if not cols:
+        return table
+    meta = {"index_columns": [], "column_indexes": [], "columns": cols, "pandas_version": version}
+    return table.replace_schema_metadata({b"pandas": json.dumps(meta).encode()})
+
+
 def serialize_schema(schema: pa.Schema) -> str:
-    """Serialize an Arrow schema to text for the catalog."""
-    schema = schema.remove_metadata()
+    """Serialize an Arrow schema (with pandas column metadata, if any) to text for the catalog."""
     return base64.b64encode(schema.serialize().to_pybytes()).decode("ascii")
 
 
 def deserialize_schema(text: str) -> pa.Schema:
     """Inverse of :func:`serialize_schema`."""
     return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
-
-
-@dataclass(frozen=True)
-class FeatureSpec:
-    """A feature as the catalog stores it."""
-
-    name: str
-    type: str
-    description: str = ""
-    primary: bool = False
-    partition: bool = False

@@ -43,6 +43,11 @@ def to_arrow(result: Any) -> pa.Table:
     return table
 
 
+def _first_word(query: str) -> str:
+    word = query.strip().split(None, 1)[0] if query.strip() else ""
+    return word.strip("(;").upper() or "an empty statement"
+
+
 def _pick_dialect(query: str, dialect: Dialect) -> str:
     if dialect == "auto":
         return "hive" if "`" in query else "duckdb"
@@ -72,7 +77,7 @@ def parse(query: str, dialect: Dialect = "auto") -> tuple[exp.Query, set[str]]:
     tree = statements[0]
     if not isinstance(tree, exp.Query):
         raise SQLSandboxError(
-            f"sql() is read-only: only SELECT queries are allowed, not {tree.key.upper()}"
+            f"sql() is read-only: only SELECT queries are allowed, not {_first_word(query)}"
         )
     for node in tree.walk():
         if isinstance(node, exp.Command | exp.Pragma | exp.Set | exp.Insert | exp.Update
@@ -98,10 +103,15 @@ def parse(query: str, dialect: Dialect = "auto") -> tuple[exp.Query, set[str]]:
             )
         if table.name in ctes:
             continue
+        if any(ch in table.name for ch in "/\\:.~"):
+            raise SQLSandboxError(
+                f"sql() reads only the project's feature groups: {table.name!r} looks like a file "
+                "or URL; file paths are not allowed"
+            )
         if not _TABLE_NAME.match(table.name):
             raise SQLSandboxError(
                 f"sql() reads only the project's feature groups: {table.name!r} is not a "
-                "feature group table (<featuregroup>_<version>); file paths are not allowed"
+                "feature group table name (lower-case <featuregroup>_<version>, e.g. teams_features_1)"
             )
         tables.add(table.name)
     return tree, tables

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from collections.abc import Sequence
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
+from cloudsdk.errors import StorageError
 from cloudsdk.store.schema import feature_type
 
 
@@ -36,6 +38,14 @@ def _clean(v: Any) -> Any:
     if v is not None and not isinstance(v, int | float | str | bool):
         return float(v)
     return v
+
+
+def _iso(text: str) -> str:
+    """DuckDB's text of a date or timestamp in ISO 8601 (``2020-01-01T00:02:46+00:00``)."""
+    try:
+        return datetime.fromisoformat(text).isoformat()
+    except ValueError:
+        return text
 
 
 def describe(data: Any, schema: pa.Schema, columns: Sequence[str] | None = None) -> dict[str, Any]:
@@ -72,13 +82,15 @@ def describe(data: Any, schema: pa.Schema, columns: Sequence[str] | None = None)
                 ]
             elif kind in ("temporal", "string"):
                 stats += ["min", "max", "approx_distinct"]
-                exprs += [f"min({c})", f"max({c})", f"approx_count_distinct({c})"]
+                exprs += [f"min({c})::VARCHAR", f"max({c})::VARCHAR", f"approx_count_distinct({c})"]
             elif kind == "boolean":
                 stats += ["mean", "approx_distinct"]
                 exprs += [f"avg({c}::DOUBLE)", f"approx_count_distinct({c})"]
             plan.append((name, stats))
         rows = con.sql("SELECT " + ", ".join(exprs) + " FROM t").fetchall()
         row = rows[0] if rows else None
+    except duckdb.Error as exc:
+        raise StorageError(f"computing statistics failed: {exc}") from exc
     finally:
         con.close()
     assert row is not None
@@ -86,7 +98,11 @@ def describe(data: Any, schema: pa.Schema, columns: Sequence[str] | None = None)
     out: dict[str, Any] = {"row_count": int(values.pop(0)), "features": {}}
     for name, stats in plan:
         entry: dict[str, Any] = {"type": feature_type(schema.field(name).type)}
+        temporal = pa.types.is_timestamp(schema.field(name).type)
         for stat in stats:
-            entry[stat] = _clean(values.pop(0))
+            value = _clean(values.pop(0))
+            if temporal and stat in ("min", "max") and isinstance(value, str):
+                value = _iso(value)
+            entry[stat] = value
         out["features"][name] = entry
     return out

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from cloudsdk._names import validate_feature_name, validate_name, validate_version
+from cloudsdk._names import validate_name, validate_version
 from cloudsdk.errors import (
     ONLINE_UNSUPPORTED,
     AlreadyExistsError,
@@ -231,7 +230,8 @@ class FeatureStoreService(TrainingDatasetsMixin):
         validate_version(version, "feature group version")
         if data is None and arrow_schema is None:
             raise InvalidArgumentError("create a feature group from a dataframe or a schema")
-        logical = (arrow_schema if arrow_schema is not None else data.schema).remove_metadata()  # type: ignore[union-attr]
+        source = arrow_schema if arrow_schema is not None else data.schema  # type: ignore[union-attr]
+        logical = schema.keep_pandas_metadata(source, source)
         schema.check_columns(logical)
         pk = _as_list(primary_key) or [logical.names[0]]
         parts = _as_list(partition_by)
@@ -295,6 +295,8 @@ class FeatureStoreService(TrainingDatasetsMixin):
             shutil.rmtree(location, ignore_errors=True)
             stored = schema.to_storage(data, logical) if data is not None else None
             table.create(schema.storage_schema(logical), parts, stored)
+            self._record_commit(fg_id, {"version": 0, "rows_inserted": stored.num_rows if stored else 0,
+                                        "rows_updated": 0, "rows_deleted": 0}, "create")
             if data is not None:
                 self._after_commit(project, name, version)
         except BaseException:
@@ -317,13 +319,13 @@ class FeatureStoreService(TrainingDatasetsMixin):
             raise DataValidationError(
                 f"event_time column {event_time!r} has {data.column(event_time).null_count} null value(s)"
             )
-        if mode in ("upsert", "overwrite") and data.num_rows:
+        if mode == "upsert" and data.num_rows:
             keys = data.select(list(pk))
             distinct = keys.group_by(list(pk)).aggregate([]).num_rows
             if distinct != data.num_rows:
                 raise DataValidationError(
-                    f"{data.num_rows - distinct} row(s) repeat a primary key {list(pk)} in a(n) "
-                    f"{mode}; keep one row per key (e.g. df.drop_duplicates({list(pk)!r}, keep='last'))",
+                    f"{data.num_rows - distinct} row(s) repeat a primary key {list(pk)} in an "
+                    f"upsert; keep one row per key (e.g. df.drop_duplicates({list(pk)!r}, keep='last'))",
                 )
 
     def _lock(self, fg_id: int) -> threading.Lock:
@@ -362,12 +364,18 @@ class FeatureStoreService(TrainingDatasetsMixin):
         stored = schema.to_storage(data, logical)
         with self._lock(row.id):
             result = OfflineTable(row.location).write(stored, mode, pk, parts)  # type: ignore[arg-type]
-            with self.catalog.begin() as conn:
-                conn.execute(C.feature_groups.update().where(C.feature_groups.c.id == row.id).values(updated=C.now()))
-        enabled = json.loads(row.statistics_config).get("enabled", True) if statistics is None else statistics
-        if enabled:
-            self._after_commit(project, row.name, row.version)
+            self._record_commit(row.id, result, mode)
+        self._after_commit(project, row.name, row.version, statistics)
         return result
+
+    def _record_commit(self, fg_id: int, result: Mapping[str, Any], mode: str) -> None:
+        with self.catalog.begin() as conn:
+            stamp = C.now()
+            conn.execute(C.commits.insert().values(
+                fg_id=fg_id, version=result["version"], mode=mode, committed_at=stamp,
+                rows_inserted=result["rows_inserted"], rows_updated=result["rows_updated"],
+                rows_deleted=result["rows_deleted"]))
+            conn.execute(C.feature_groups.update().where(C.feature_groups.c.id == fg_id).values(updated=stamp))
 
     def delete_group(self, project: str, name: str, version: int) -> None:
         """Delete a feature group version, its data and its statistics."""
@@ -432,11 +440,17 @@ class FeatureStoreService(TrainingDatasetsMixin):
 
     # --- statistics ------------------------------------------------------------------------
 
-    def _after_commit(self, project: str, name: str, version: int) -> None:
+    def _after_commit(self, project: str, name: str, version: int, enabled: bool | None = None) -> None:
+        """Statistics of a new commit. The commit has landed: a failure here is logged, not raised."""
         row = self._group_row(project, name, version)
         config = json.loads(row.statistics_config)
-        if config.get("enabled", True):
+        if not (config.get("enabled", True) if enabled is None else enabled):
+            return
+        try:
             self.compute_statistics(project, name, version, columns=config.get("columns"))
+        except Exception:
+            log.warning("statistics of %s version %d failed; the data was written. "
+                        "Recompute them with fg.compute_statistics()", name, version, exc_info=True)
 
     def compute_statistics(self, project: str, name: str, version: int | None,
                            columns: Sequence[str] | None = None) -> dict[str, Any]:
@@ -508,7 +522,8 @@ class FeatureStoreService(TrainingDatasetsMixin):
             logical = sources[(g.name, g.version)][1]
             fields.append(pa.field(col, logical.field(col).type) if col in logical.names else arr_field)
         target = pa.schema(fields)
-        return table if table.schema.equals(target) else table.cast(target, safe=False)
+        table = table if table.schema.equals(target) else table.cast(target, safe=False)
+        return schema.with_pandas_metadata(table, [s for _, s in sources.values()])
 
     def feature_query(self, project: str, features: Sequence[str],
                       featuregroups_version_dict: Mapping[str, int] | None = None,
@@ -551,18 +566,22 @@ class FeatureStoreService(TrainingDatasetsMixin):
         return sqlbox.run(query, resolve, dialect=dialect)
 
     def history(self, project: str, name: str, version: int | None, limit: int | None = None) -> list[dict[str, Any]]:
-        """The offline commits of a feature group, newest first."""
+        """The offline commits of a feature group, newest first, with their row counts."""
         row = self._group_row(project, name, version)
+        with self.catalog.read() as conn:
+            recorded = {c.version: c for c in conn.execute(sa.select(C.commits).where(C.commits.c.fg_id == row.id))}
         out = []
         for h in OfflineTable(row.location).history(limit):
+            c = recorded.get(h.get("version"))
             metrics = h.get("operationMetrics", {})
             out.append({
                 "version": h.get("version"),
                 "timestamp": h.get("timestamp"),
                 "operation": h.get("operation"),
-                "rows_inserted": metrics.get("num_added_rows", metrics.get("num_target_rows_inserted")),
-                "rows_updated": metrics.get("num_target_rows_updated"),
-                "rows_deleted": metrics.get("num_target_rows_deleted"),
+                "mode": c.mode if c else None,
+                "rows_inserted": c.rows_inserted if c else metrics.get("num_added_rows"),
+                "rows_updated": c.rows_updated if c else metrics.get("num_target_rows_updated"),
+                "rows_deleted": c.rows_deleted if c else metrics.get("num_target_rows_deleted"),
             })
         return out
 
@@ -586,9 +605,4 @@ def _str_dict(items: Mapping[Any, Any]) -> dict[str, str]:
     return out
 
 
-def null_mask_count(arr: pa.ChunkedArray) -> int:
-    """Number of nulls (helper for callers validating arrays)."""
-    return int(pc.sum(pc.is_null(arr)).as_py() or 0)
-
-
-__all__ = ["DEFAULT_PROJECT", "FeatureStoreService", "validate_feature_name"]
+__all__ = ["DEFAULT_PROJECT", "FeatureStoreService"]
