@@ -32,8 +32,6 @@ import pytest
 import cloudsdk
 from cloudsdk import featurestore
 from cloudsdk.errors import (
-    FeatureGroupNotFoundError,
-    InvalidNameError,
     TrainingDatasetNotFoundError,
     UnsupportedError,
 )
