@@ -609,3 +609,41 @@ def test_sql_text_is_the_same_across_processes() -> None:
         texts.append(done.stdout.strip())
     assert texts[0].startswith("SELECT")
     assert texts[0] == texts[1]
+
+
+@pytest.mark.parametrize("how", ["right", "full"])
+def test_outer_join_on_the_default_key_fills_the_key(football_fs: cloudsdk.FeatureStore, awards: pd.DataFrame,
+                                                      football: dict[str, pd.DataFrame], how: str) -> None:
+    teams = football_fs.get_feature_group("teams_features")
+    aw = football_fs.get_feature_group("awards_features")
+    got = teams.select(["team_id", "team_budget"]).join(aw.select(["team_id", "trophies"]), join_type=how).read()
+    expected = football["teams_features"][["team_id", "team_budget"]].merge(
+        awards, on=KEY, how="outer" if how == "full" else how)
+    assert list(got.columns) == ["team_id", "team_budget", "trophies"]
+    assert got[KEY].notna().all()
+    _assert_same(got, expected, [KEY], check_dtype=False)
+
+
+def test_select_all_joins_on_the_shared_key_once(shared: cloudsdk.FeatureStore,
+                                                 football: dict[str, pd.DataFrame]) -> None:
+    teams = shared.get_feature_group("teams_features")
+    players = shared.get_feature_group("players_features")
+    got = teams.select_all().join(players.select_all()).read()
+    expected = football["teams_features"].merge(football["players_features"], on=KEY)
+    assert list(got.columns) == list(expected.columns)
+    _assert_same(got, expected, [KEY])
+
+
+def test_explicit_join_key_that_is_not_a_primary_key(fs: cloudsdk.FeatureStore) -> None:
+    a = pd.DataFrame({"id": [1, 2, 3], "k": [10, 20, 30], "x": [1.0, 2.0, 3.0]})
+    b = pd.DataFrame({"bid": [7, 8, 9], "k": [30, 20, 99], "y": ["c", "b", "z"]})
+    fs.create_feature_group("left_things", data=a, primary_key="id")
+    fs.create_feature_group("right_things", data=b, primary_key="bid")
+    got = fs.get_features(["k", "x", "y"], join_key="k")
+    expected = a.merge(b, on="k")[["k", "x", "y"]]
+    _assert_same(got, expected, ["k"], check_dtype=False)
+
+
+def test_a_feature_asked_twice_gives_one_column(shared: cloudsdk.FeatureStore) -> None:
+    got = shared.get_features(["team_budget", "average_attendance", "team_budget"])
+    assert list(got.columns) == ["team_budget", "average_attendance"]

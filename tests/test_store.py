@@ -148,3 +148,38 @@ def test_demo_command_runs(tmp_path: Path) -> None:
     again = subprocess.run([*cmd, "demo", "--dir", str(tmp_path / "demo"), "--teams", "40", "--no-progress"],
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
+
+
+def test_statistics_keep_column_order(fs: cloudsdk.FeatureStore) -> None:
+    df = pd.DataFrame({"zeta": [1, 2], "alpha": [0.5, 1.5], "mid": ["a", "b"]})
+    stats = fs.create_feature_group("ordered", data=df, primary_key="zeta").statistics()
+    assert stats is not None
+    assert list(stats.features) == ["zeta", "alpha", "mid"]
+    assert list(stats.to_pandas().index) == ["zeta", "alpha", "mid"]
+
+
+def test_select_into_is_refused(fs: cloudsdk.FeatureStore) -> None:
+    fs.create_feature_group("g", data=pd.DataFrame({"id": [1]}))
+    with pytest.raises(errors.SQLSandboxError):
+        fs.sql("SELECT id INTO copied FROM g_1")
+
+
+def test_reading_then_exiting_does_not_abort(tmp_path: Path) -> None:
+    """deltalake's own filesystem handler, scanned by pyarrow threads, used to abort the
+    process at exit ("terminate called without an active exception") in most runs."""
+    setup = (
+        "import sys, numpy as np, pandas as pd, cloudsdk\n"
+        "fs = cloudsdk.connect(path=sys.argv[1]).get_feature_store()\n"
+        "fg = fs.create_feature_group('g', data=pd.DataFrame({'id': np.arange(50000), 'x': np.ones(50000)}))\n"
+        "for i in range(1, 6):\n"
+        "    fg.insert(pd.DataFrame({'id': np.arange(50000) + 50000 * i, 'x': np.ones(50000)}))\n"
+    )
+    subprocess.run([sys.executable, "-c", setup, str(tmp_path)], check=True, timeout=120)
+    read = (
+        "import sys, cloudsdk\n"
+        "fs = cloudsdk.connect(path=sys.argv[1]).get_feature_store()\n"
+        "assert len(fs.get_feature_group('g').read()) == 300000\n"
+    )
+    codes = [subprocess.run([sys.executable, "-c", read, str(tmp_path)], timeout=120).returncode
+             for _ in range(6)]
+    assert codes == [0] * 6

@@ -146,9 +146,9 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def dumps(value: Any) -> str:
-    """JSON for catalog text columns."""
-    return json.dumps(value, sort_keys=True, default=str)
+def dumps(value: Any, *, sort_keys: bool = True) -> str:
+    """JSON for catalog text columns (``sort_keys=False`` keeps column order)."""
+    return json.dumps(value, sort_keys=sort_keys, default=str)
 
 
 class Catalog:

@@ -134,7 +134,7 @@ class TrainingDatasetsMixin:
                 row_count=data.num_rows, created=C.now(),
             )).inserted_primary_key[0]  # type: ignore[index]
             if stats is not None:
-                conn.execute(C.statistics.insert().values(td_id=td_id, computed_at=C.now(), content=C.dumps(stats)))
+                conn.execute(C.statistics.insert().values(td_id=td_id, computed_at=C.now(), content=C.dumps(stats, sort_keys=False)))
         return self.describe_training_dataset(project, name, version)
 
     def _td_rows(self, project: str, name: str | None = None) -> list[Any]:

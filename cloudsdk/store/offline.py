@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import pyarrow as pa
 import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 from deltalake import DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
@@ -96,9 +97,21 @@ class OfflineTable:
         except DeltaError as exc:
             raise StorageError(f"the offline write failed: {exc}") from exc
 
+    def _filesystem(self) -> pafs.FileSystem | None:
+        """pyarrow's own filesystem rooted at the table, for local tables.
+
+        deltalake's default filesystem handler, scanned by pyarrow's thread pool, aborts the
+        process at interpreter exit ("terminate called without an active exception") in
+        most runs; pyarrow's native LocalFileSystem does not.
+        """
+        if "://" in self.path and not self.path.startswith("file://"):
+            return None
+        root = self.path[len("file://"):] if self.path.startswith("file://") else self.path
+        return pafs.SubTreeFileSystem(str(Path(root).resolve()), pafs.LocalFileSystem())
+
     def dataset(self, version: int | None = None) -> pads.Dataset:
         """The table (at ``version``, default latest) as a pyarrow dataset."""
-        return self._open(version).to_pyarrow_dataset()
+        return self._open(version).to_pyarrow_dataset(filesystem=self._filesystem())
 
     def version(self) -> int:
         """The latest commit version."""

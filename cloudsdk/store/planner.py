@@ -134,8 +134,9 @@ def resolve_features(
     else:
         searchable = list(groups)
 
+    explicit_keys = [join_key] if isinstance(join_key, str) else list(join_key or [])
     resolved: list[tuple[str, GroupInfo | list[GroupInfo]]] = []
-    for raw in features:
+    for raw in dict.fromkeys(features):  # a name asked for twice gives one column
         if not isinstance(raw, str) or not raw:
             raise InvalidArgumentError(f"feature names must be strings, got {raw!r}")
         if "." in raw:
@@ -176,7 +177,9 @@ def resolve_features(
     for fname, found_in in resolved:
         if isinstance(found_in, list):
             in_chosen = [c for c in chosen if c in found_in]
-            shared_key = in_chosen and all(fname in c.primary_key for c in in_chosen)
+            shared_key = in_chosen and (
+                fname in explicit_keys or all(fname in c.primary_key for c in in_chosen)
+            )
             if shared_key and len(in_chosen) == len(chosen) and chosen:
                 g = in_chosen[0]
             else:
@@ -378,8 +381,8 @@ def to_sql(
                 raise InvalidArgumentError(f"join_type must be one of {sorted(JOIN_TYPES)}, got {jt!r}")
             cond = " AND ".join(f"{parent}.{q(a)} = {alias}.{q(b)}" for a, b in zip(left_on, right_on, strict=True))
             from_parts.append(f"{JOIN_TYPES[jt]} {q(g.table)} AS {alias} ON {cond}")
-            if join.get("on"):
-                skip = set(join["on"])
+            if not join.get("left_on"):  # `on=` or the default key: one column per key
+                skip = set(left_on)
         if join is not None and skip and join.get("join_type", "inner") != "inner":
             for k in skip:
                 if k in seen:  # selected earlier: fill it from this side where that one is null

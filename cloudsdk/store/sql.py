@@ -82,7 +82,7 @@ def parse(query: str, dialect: Dialect = "auto") -> tuple[exp.Query, set[str]]:
     for node in tree.walk():
         if isinstance(node, exp.Command | exp.Pragma | exp.Set | exp.Insert | exp.Update
                       | exp.Delete | exp.Create | exp.Drop | exp.Copy | exp.Attach | exp.Detach
-                      | exp.Install | exp.Use):
+                      | exp.Install | exp.Use | exp.Into):
             raise SQLSandboxError(f"sql() is read-only: {node.key.upper()} is not allowed")
         if isinstance(node, exp.Func):
             fname = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()

@@ -464,13 +464,13 @@ class FeatureStoreService(TrainingDatasetsMixin):
         table = OfflineTable(row.location)
         dt_version = table.version()
         ds = table.dataset(dt_version)
-        content = statistics.describe(ds, ds.schema, columns)
+        content = statistics.describe(ds, ds.schema, list(columns) if columns else logical.names)
         content["commit_version"] = dt_version
         stamp = C.now()
         content["computed_at"] = stamp.isoformat()
         with self.catalog.begin() as conn:
             conn.execute(C.statistics.insert().values(
-                fg_id=row.id, commit_version=dt_version, computed_at=stamp, content=C.dumps(content)))
+                fg_id=row.id, commit_version=dt_version, computed_at=stamp, content=C.dumps(content, sort_keys=False)))
         return content
 
     def get_statistics(self, project: str, name: str, version: int | None,
