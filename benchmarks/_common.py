@@ -156,7 +156,7 @@ def print_table(cases: Sequence[Case], target: float = TARGET_RATIO) -> None:
     lines = []
     for c in cases:
         ratio = c.ratio
-        mark = "" if ratio != ratio or ratio >= target else "  BELOW"
+        mark = "" if ratio != ratio or round(ratio, 2) >= target else "  BELOW"
         lines.append([c.name, _fmt_s(c.cloudsdk), _fmt_s(c.reference),
                       "-" if ratio != ratio else f"{ratio:.2f}{mark}", f">= {target}",
                       "-" if c.median_ratio != c.median_ratio else f"{c.median_ratio:.2f}",

@@ -8,6 +8,8 @@ DuckDB connection that registers each ``DeltaTable(loc).to_pyarrow_dataset()`` a
 fetched to pandas with ``.df()`` and with ``.to_arrow_table().to_pandas()``; the faster is
 the reference. A second line compares the Arrow results (``dataframe_type="pyarrow"`` vs
 ``.to_arrow_table()``). Both results are checked once to hold the same rows (sorted by id).
+Two more lines ("[vs native fs]") register the datasets with pyarrow's native
+``LocalFileSystem`` instead of deltalake's default Python filesystem handler.
 
 Ratio = reference time / cloudsdk time on best-of-``--repeat`` runs (target >= 0.8).
 Run: ``python benchmarks/bench_get_features.py [--rows N] [--repeat K]``. Always exits 0.
@@ -43,15 +45,21 @@ def _reference_sql(n_groups: int, n_features: int) -> str:
     return f"SELECT id, {cols} FROM g0 {joins}"
 
 
-def _duckdb_join(locations: list[str], sql: str, fetch: str) -> Any:
-    """The hand-written reference: register the Delta tables' datasets and run ``sql``."""
+def _duckdb_join(locations: list[str], sql: str, fetch: str, *, native_fs: bool = False) -> Any:
+    """The hand-written reference: register the Delta tables' datasets and run ``sql``.
+
+    ``native_fs``: scan the files through pyarrow's LocalFileSystem instead of deltalake's
+    default (Python) filesystem handler.
+    """
     import duckdb
+    import pyarrow.fs as pafs
     from deltalake import DeltaTable
 
     con = duckdb.connect()
     try:
         for g, loc in enumerate(locations):
-            con.register(f"g{g}", DeltaTable(loc).to_pyarrow_dataset())
+            fs = pafs.SubTreeFileSystem(loc, pafs.LocalFileSystem()) if native_fs else None
+            con.register(f"g{g}", DeltaTable(loc).to_pyarrow_dataset(filesystem=fs))
         rel = con.sql(sql)
         if fetch == "df":
             return rel.df()
@@ -106,11 +114,14 @@ def main() -> int:
             "cloudsdk fs.get_features()": lambda: fs.get_features(features),
             "duckdb .df()": lambda: _duckdb_join(locations, sql, "df"),
             "duckdb .to_arrow_table().to_pandas()": lambda: _duckdb_join(locations, sql, "arrow_pandas"),
+            "duckdb native-fs .to_arrow_table().to_pandas()":
+                lambda: _duckdb_join(locations, sql, "arrow_pandas", native_fs=True),
         }, args.repeat)
         arrow_t = measure({
             'cloudsdk get_features(dataframe_type="pyarrow")':
                 lambda: fs.get_features(features, dataframe_type="pyarrow"),
             "duckdb .to_arrow_table()": lambda: _duckdb_join(locations, sql, "arrow"),
+            "duckdb native-fs .to_arrow_table()": lambda: _duckdb_join(locations, sql, "arrow", native_fs=True),
         }, args.repeat)
 
         p = list(pandas_t.values())
@@ -118,6 +129,8 @@ def main() -> int:
         print_table([
             Case("get_features -> pandas", p[0], fastest(p[1], p[2]), args.rows),
             Case("get_features -> pyarrow", a[0], a[1], args.rows),
+            Case("get_features -> pandas [vs native fs]", p[0], p[3], args.rows),
+            Case("get_features -> pyarrow [vs native fs]", a[0], a[2], args.rows),
         ])
         print_details(p + a)
         print(f"peak RSS {peak_rss_mib():,.0f} MiB")

@@ -7,7 +7,10 @@ int64 ``id`` primary key is created through the object API in a temporary store.
   ``DeltaTable(loc).to_pyarrow_table().to_pandas()``;
 * pyarrow: ``fg.read("pyarrow")`` vs ``DeltaTable(loc).to_pyarrow_table()``.
 
-The two Arrow results are checked once to be equal.
+The two Arrow results are checked once to be equal. Two more lines ("[vs native fs]")
+compare with the same Delta table scanned through pyarrow's native ``LocalFileSystem``
+(``DeltaTable(loc).to_pyarrow_dataset(filesystem=SubTreeFileSystem(loc, LocalFileSystem()))``)
+instead of deltalake's default Python filesystem handler: the lower bound for a local table.
 
 Ratio = reference time / cloudsdk time on best-of-``--repeat`` runs (target >= 0.8).
 Run: ``python benchmarks/bench_read.py [--rows N] [--repeat K]``. Always exits 0.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from typing import Any
 
 from _common import (
     Case,
@@ -37,6 +41,7 @@ N_FEATURES = 10
 
 def main() -> int:
     args = parse_args(__doc__.splitlines()[0], default_rows=5_000_000)
+    import pyarrow.fs as pafs
     from deltalake import DeltaTable
 
     with tempfile.TemporaryDirectory(prefix="cloudsdk-bench-read-") as tmp:
@@ -62,14 +67,21 @@ def main() -> int:
               f"x {ours.num_columns} columns (fg.read(\"pyarrow\") vs DeltaTable.to_pyarrow_table())\n")
         del ours, ref
 
+        def native(loc: str = loc) -> Any:
+            """The same Delta table scanned through pyarrow's native LocalFileSystem."""
+            fs = pafs.SubTreeFileSystem(loc, pafs.LocalFileSystem())
+            return DeltaTable(loc).to_pyarrow_dataset(filesystem=fs)
+
         pandas_t = measure({
             "cloudsdk fg.read()": lambda: fg.read(),
             "DeltaTable.to_pandas()": lambda: DeltaTable(loc).to_pandas(),
             "DeltaTable.to_pyarrow_table().to_pandas()": lambda: DeltaTable(loc).to_pyarrow_table().to_pandas(),
+            "native-fs dataset .to_table().to_pandas()": lambda: native().to_table().to_pandas(),
         }, args.repeat)
         arrow_t = measure({
             'cloudsdk fg.read("pyarrow")': lambda: fg.read("pyarrow"),
             "DeltaTable.to_pyarrow_table()": lambda: DeltaTable(loc).to_pyarrow_table(),
+            "native-fs dataset .to_table()": lambda: native().to_table(),
         }, args.repeat)
 
         p = list(pandas_t.values())
@@ -77,6 +89,8 @@ def main() -> int:
         print_table([
             Case("read -> pandas", p[0], fastest(p[1], p[2]), args.rows),
             Case("read -> pyarrow", a[0], a[1], args.rows),
+            Case("read -> pandas [vs native fs]", p[0], p[3], args.rows),
+            Case("read -> pyarrow [vs native fs]", a[0], a[2], args.rows),
         ])
         print_details(p + a)
         print(f"peak RSS {peak_rss_mib():,.0f} MiB")

@@ -515,8 +515,7 @@ class FeatureStoreService(TrainingDatasetsMixin):
         sql_text, outputs = self.plan(project, spec)
         keys = sorted(set(planner.tables_of(spec)))
         sources = self._datasets(project, keys)
-        table = sqlbox.run(sql_text, lambda names: {f"{n}_{v}": sources[(n, v)][0] for n, v in keys},
-                           dialect="duckdb")
+        table = sqlbox.execute(sql_text, {f"{n}_{v}": sources[(n, v)][0] for n, v in keys})
         fields = []
         for (col, g), arr_field in zip(outputs, table.schema, strict=True):
             logical = sources[(g.name, g.version)][1]
