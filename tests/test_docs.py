@@ -28,6 +28,7 @@ RUNNABLE_PAGES = [
     "types.md",
     "errors.md",
     "configuration.md",
+    "../README.md",
 ]
 
 _FENCE = re.compile(r"^```(\w*)\s*$")
@@ -134,7 +135,8 @@ def test_doc_examples_run(page: str) -> None:
     """Run a page's Python blocks in order, in one namespace, in this test's fresh CLOUDSDK_HOME."""
     blocks = python_blocks(_read(page))
     assert blocks, f"docs/{page} has no runnable python blocks"
-    namespace: dict[str, object] = {"__name__": f"docs_{page.replace('-', '_').removesuffix('.md')}"}
+    module = page.replace("-", "_").replace("../", "").removesuffix(".md")
+    namespace: dict[str, object] = {"__name__": f"docs_{module}"}
     try:
         for line, code in blocks:
             try:
