@@ -184,3 +184,20 @@ def test_reading_then_exiting_does_not_abort(tmp_path: Path) -> None:
     codes = [subprocess.run([sys.executable, "-c", read, str(tmp_path)], timeout=120).returncode
              for _ in range(6)]
     assert codes == [0] * 6
+
+
+def test_polars_missing_names_its_extra(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "sys.modules['polars'] = None\n"
+        "import cloudsdk, pandas as pd\n"
+        "fs = cloudsdk.connect(path=sys.argv[1]).get_feature_store()\n"
+        "fg = fs.create_feature_group('g', data=pd.DataFrame({'id': [1]}))\n"
+        "try:\n"
+        "    fg.read(dataframe_type='polars')\n"
+        "except ImportError as exc:\n"
+        "    print('IMPORT-ERROR', exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
+    assert "IMPORT-ERROR" in out.stdout
+    assert "cloudsdk[polars]" in out.stdout
