@@ -137,7 +137,8 @@ def run_demo(directory: str | Path | None = None, *, n_teams: int = 500, out: Te
         total = time.perf_counter() - steps.start
         steps.say()
         steps.say(f"done in {total:.1f} s. Try it yourself:")
-        steps.say('  python -c "from cloudsdk import featurestore; '
+        python = _short(sys.executable)
+        steps.say(f'  {python} -c "from cloudsdk import featurestore; '
                   "print(featurestore.get_features(['team_budget', 'average_attendance']))\"")
         if directory is not None:
             steps.say(f"  (with CLOUDSDK_HOME={root})")
@@ -164,6 +165,14 @@ def _same_rows(a: pd.DataFrame, b: pd.DataFrame) -> bool:
     left = a[cols].sort_values(cols).reset_index(drop=True)
     right = b[cols].sort_values(cols).reset_index(drop=True)
     return bool(left.equals(right))
+
+
+def _short(path: str) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def _indent(text: str) -> str:

@@ -136,7 +136,11 @@ def compute_features(raw: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
                    _agg(players, "worth", "player_worth")], axis=1)
     players_features = p[["average_player_rating", "average_player_age", "average_player_worth",
                           "sum_player_rating", "sum_player_age", "sum_player_worth"]]
-    season = _agg(raw["season_scores"], "position", "position")
+    # Past seasons only: the latest season's position is the label (team_position), and a
+    # feature computed from it would leak the label into training.
+    scores = raw["season_scores"]
+    past = scores[scores["season"] < scores["season"].max()] if scores["season"].nunique() > 1 else scores
+    season = _agg(past, "position", "position").reindex(teams["team_id"].to_numpy(np.int64))
     attend = _agg(raw["attendances"], "attendance", "attendance")
     return {
         "teams_features": teams_features,
