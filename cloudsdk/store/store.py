@@ -53,6 +53,7 @@ class FeatureStoreService(TrainingDatasetsMixin):
         self.catalog = C.Catalog(url)
         self._locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._fs_ids: dict[str, int] = {}
         if not self._project_row(DEFAULT_PROJECT, missing_ok=True):
             self.create_project(DEFAULT_PROJECT, exist_ok=True)
 
@@ -100,7 +101,11 @@ class FeatureStoreService(TrainingDatasetsMixin):
             return [r[0] for r in conn.execute(sa.select(C.projects.c.name).order_by(C.projects.c.name))]
 
     def _fs_id(self, project: str) -> int:
-        return int(self._project_row(project).fs_id)
+        """The project's feature store id (cached: projects are never renamed or removed)."""
+        fs_id = self._fs_ids.get(project)
+        if fs_id is None:
+            fs_id = self._fs_ids[project] = int(self._project_row(project).fs_id)
+        return fs_id
 
     # --- feature group metadata ----------------------------------------------------------
 
