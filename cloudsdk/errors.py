@@ -23,7 +23,15 @@ boundary and chained with ``raise ... from exc``::
     ├── SQLError                    a SQL statement that failed to parse or run
     │   └── SQLSandboxError         a statement the read-only sandbox refuses
     ├── UnsupportedError            a capability this release or backend does not offer
-    └── StorageError                the offline store or catalog failed underneath
+    ├── StorageError                the offline store or catalog failed underneath
+    ├── AuthenticationError         no API key, or a wrong, revoked or expired one (HTTP 401)
+    ├── PermissionDeniedError       the key's user, role or scopes may not do this (HTTP 403)
+    ├── CredentialsError            an API key could not be obtained for connect()
+    │   ├── SecretNotFoundError     the secret / parameter / file does not exist or lacks the key
+    │   └── SecretAccessDeniedError the AWS identity may not read the secret / parameter
+    ├── CertificateError            certificates could not be issued, written or verified
+    └── ServiceError                the server could not be reached or answered unexpectedly
+        └── TLSError                the TLS handshake failed (untrusted certificate, wrong host name)
 """
 
 from __future__ import annotations
@@ -38,6 +46,9 @@ ONLINE_UNSUPPORTED = (
 
 __all__ = [
     "AlreadyExistsError",
+    "AuthenticationError",
+    "CertificateError",
+    "CredentialsError",
     "CloudSDKError",
     "ConfigurationError",
     "DataValidationError",
@@ -48,13 +59,18 @@ __all__ = [
     "InvalidNameError",
     "JoinKeyError",
     "NotFoundError",
+    "PermissionDeniedError",
     "ProjectNotFoundError",
     "QueryError",
     "SQLError",
     "SQLSandboxError",
     "SchemaMismatchError",
+    "SecretAccessDeniedError",
+    "SecretNotFoundError",
+    "ServiceError",
     "StorageConnectorNotFoundError",
     "StorageError",
+    "TLSError",
     "TrainingDatasetNotFoundError",
     "UnsupportedError",
 ]
@@ -183,3 +199,51 @@ class StorageError(CloudSDKError):
     """The offline store or the catalog failed underneath an operation."""
 
     code = "storage_error"
+
+
+class AuthenticationError(CloudSDKError):
+    """No API key, or a wrong, revoked or expired one."""
+
+    code = "unauthenticated"
+
+
+class PermissionDeniedError(CloudSDKError):
+    """The caller's role, project membership or key scopes do not allow the operation."""
+
+    code = "forbidden"
+
+
+class CredentialsError(CloudSDKError):
+    """connect() could not obtain an API key (secrets store, role, file)."""
+
+    code = "credentials_error"
+
+
+class SecretNotFoundError(CredentialsError):
+    """The secret, parameter or key file does not exist, or lacks the API key."""
+
+    code = "secret_not_found"
+
+
+class SecretAccessDeniedError(CredentialsError):
+    """The AWS identity may not read the secret or parameter."""
+
+    code = "secret_access_denied"
+
+
+class CertificateError(CloudSDKError):
+    """Certificates could not be issued, written or verified."""
+
+    code = "certificate_error"
+
+
+class ServiceError(CloudSDKError):
+    """The cloudsdk server could not be reached, or answered in an unexpected way."""
+
+    code = "service_error"
+
+
+class TLSError(ServiceError):
+    """The TLS handshake failed: an untrusted certificate or a wrong host name."""
+
+    code = "tls_error"
