@@ -73,3 +73,25 @@ def validate_version(version: object, kind: str = "version") -> int:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise InvalidNameError(f"invalid {kind} {version!r}: use a positive integer", version=version)
     return version
+
+
+def validate_metadata(items: object) -> dict[str, str]:
+    """Custom metadata as ``{str: str}``: keys non-empty strings, values strings or scalars.
+
+    Raises:
+        InvalidArgumentError: not a dict, an empty or non-string key, or a non-scalar value.
+    """
+    from collections.abc import Mapping
+
+    from cloudsdk.errors import InvalidArgumentError
+
+    if not isinstance(items, Mapping):
+        raise InvalidArgumentError("metadata must be a dict of str to str")
+    out = {}
+    for k, v in items.items():
+        if not isinstance(k, str) or not k:
+            raise InvalidArgumentError(f"metadata keys must be non-empty strings, got {k!r}")
+        if not isinstance(v, str | int | float | bool):
+            raise InvalidArgumentError(f"metadata value for {k!r} must be a string, got {type(v).__name__}")
+        out[k] = str(v)
+    return out

@@ -48,9 +48,9 @@ __all__ = [
     "AlreadyExistsError",
     "AuthenticationError",
     "CertificateError",
-    "CredentialsError",
     "CloudSDKError",
     "ConfigurationError",
+    "CredentialsError",
     "DataValidationError",
     "FeatureGroupNotFoundError",
     "FeatureNameCollisionError",
@@ -114,21 +114,31 @@ class NotFoundError(CloudSDKError, LookupError):
 class ProjectNotFoundError(NotFoundError):
     """No project of that name."""
 
+    code = "project_not_found"
+
 
 class FeatureGroupNotFoundError(NotFoundError):
     """No feature group of that name and version."""
+
+    code = "featuregroup_not_found"
 
 
 class FeatureNotFoundError(NotFoundError):
     """No feature of that name in the feature groups searched."""
 
+    code = "feature_not_found"
+
 
 class TrainingDatasetNotFoundError(NotFoundError):
     """No training dataset of that name and version."""
 
+    code = "training_dataset_not_found"
+
 
 class StorageConnectorNotFoundError(NotFoundError):
     """No storage connector of that name."""
+
+    code = "storage_connector_not_found"
 
 
 class AlreadyExistsError(CloudSDKError):
@@ -247,3 +257,19 @@ class TLSError(ServiceError):
     """The TLS handshake failed: an untrusted certificate or a wrong host name."""
 
     code = "tls_error"
+
+
+def error_class(code: str) -> type[CloudSDKError]:
+    """The error class whose ``code`` is ``code`` (CloudSDKError for an unknown code)."""
+    for cls in _all_classes(CloudSDKError):
+        if cls.code == code:
+            return cls
+    return CloudSDKError
+
+
+def _all_classes(base: type[CloudSDKError]) -> list[type[CloudSDKError]]:
+    out = [base]
+    for sub in base.__subclasses__():
+        out.extend(_all_classes(sub))
+    return out
+

@@ -68,6 +68,8 @@ def connect(
     cert_folder: str | None = None,
     hostname_verification: bool = True,
     trust_store_path: str | None = None,
+    role: str | None = None,
+    secret_prefix: str = "hopsworks/role/",
     *,
     path: str | os.PathLike[str] | None = None,
 ) -> Connection:
@@ -78,7 +80,7 @@ def connect(
     """
     global _connection
     conn = _connect(host, project_name, port, region_name, secrets_store, api_key_file, api_key_value,
-                    cert_folder, hostname_verification, trust_store_path, path=path)
+                    cert_folder, hostname_verification, trust_store_path, role, secret_prefix, path=path)
     with _lock:
         old, _connection = _connection, conn
     if old is not None:
@@ -118,8 +120,8 @@ def project_featurestore() -> str:
 
 
 def get_project_featurestores() -> list[str]:
-    """The feature stores the project can read (its own in this release)."""
-    return [_fs().name]
+    """The feature stores the project can read: its own, then those shared with it."""
+    return _conn().get_featurestores()
 
 
 # --- feature groups --------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import pytest
 import cloudsdk
 from cloudsdk import featurestore
 from cloudsdk.demo_data import generate_features
+from tests.remote import remote_store  # noqa: F401  (a fixture)
 
 
 @pytest.fixture(autouse=True)
@@ -30,10 +31,33 @@ def conn(tmp_path: Path) -> Iterator[cloudsdk.Connection]:
     c.close()
 
 
-@pytest.fixture
-def fs(conn: cloudsdk.Connection) -> cloudsdk.FeatureStore:
-    """The default project's feature store in a fresh embedded store."""
-    return conn.get_feature_store()
+@pytest.fixture(params=["local", "remote"])
+def fs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[cloudsdk.FeatureStore]:
+    """A fresh, empty feature store: embedded (``local``), or a fresh project on a real
+    ``cloudsdk server`` process on loopback (``remote``). Every test written against ``fs``
+    runs on both backends: the conformance suite."""
+    if request.param == "local":
+        c = cloudsdk.connect(path=tmp_path / "store")
+    else:
+        c = request.getfixturevalue("remote_store").connect(tmp_path)
+    yield c.get_feature_store()
+    c.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that also use the embedded ``conn`` (projects, paths), or are marked
+    ``local_only`` (they patch the store in-process), run on the local backend only."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        remote = callspec is not None and callspec.params.get("fs") == "remote"
+        if remote and ("conn" in getattr(item, "fixturenames", ()) or item.get_closest_marker("local_only")):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")

@@ -320,7 +320,7 @@ def test_metadata_object_api(fs: cloudsdk.FeatureStore) -> None:
     assert fg.remove_metadata(["source", "never_there"]) == {"owner": "bob", "rows": "4"}
     # persisted in the catalog, seen by a new handle and a new connection
     assert fs.get_feature_group("g").get_metadata() == {"owner": "bob", "rows": "4"}
-    with cloudsdk.connect(path=Path(fg.location).parents[3]) as other:
+    with cloudsdk.connect(path=Path(fg.location).parents[3], project=fs.project) as other:
         assert other.get_feature_store().get_feature_group("g").get_metadata() == {"owner": "bob", "rows": "4"}
 
 

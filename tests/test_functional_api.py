@@ -97,9 +97,23 @@ def test_connect_to_a_file_is_a_configuration_error(tmp_path: Path) -> None:
         featurestore.connect(path=path)
 
 
-def test_connect_to_a_host_is_unsupported() -> None:
-    with pytest.raises(errors.UnsupportedError, match="embedded"):
+def test_connect_to_a_host_needs_an_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                "AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    with pytest.raises(errors.CredentialsError, match="region"):
         featurestore.connect("feature-store.example.com", "demo")
+
+
+def test_connect_to_an_unreachable_host_is_a_service_error() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(errors.ServiceError, match="cannot reach"):
+        featurestore.connect("127.0.0.1", "demo", port=port, api_key_value="csk_0123456789ab.secret")
 
 
 def test_featurestore_argument() -> None:

@@ -31,7 +31,7 @@ from cloudsdk.errors import (
 )
 
 KEY = "team_id"
-PLANNER_LOGGER = "cloudsdk.store.planner"
+PLANNER_LOGGER = "cloudsdk.planner"
 
 # The seed manual's 12-feature request.
 SEED_FEATURES = [
@@ -591,7 +591,7 @@ _PLAN_SCRIPT = textwrap.dedent("""
     ]
     features = ["average_attendance", "team_budget", "team_id", "average_position", "sum_player_age",
                 "teams_features_1.team_position"]
-    picks, keys, final = planner.resolve_features(features, groups)
+    picks, keys, final, _ = planner.resolve_features(features, groups)
     spec = planner.features_query_spec(picks, keys, final)
     print(planner.to_sql(spec, {(g.name, g.version): g for g in groups})[0])
 """)

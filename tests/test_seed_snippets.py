@@ -32,6 +32,7 @@ import pytest
 import cloudsdk
 from cloudsdk import featurestore
 from cloudsdk.errors import (
+    CredentialsError,
     TrainingDatasetNotFoundError,
     UnsupportedError,
 )
@@ -551,14 +552,19 @@ def test_online_connector_is_a_clear_unsupported_error() -> None:
 
 
 def test_connect_to_a_host_snippets(manual_text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The SageMaker and Databricks ``fs.connect(host, project, ...)`` literal blocks: remote
-    connections arrive with the server, so a clear UnsupportedError, and no certificate written."""
+    """The SageMaker and Databricks ``fs.connect(host, project, ...)`` literal blocks run as
+    written; without AWS credentials here they fail with a clear CredentialsError before
+    anything is written (the connector tests run them against moto and a real server)."""
     snippets = [b.code for b in literal_blocks(manual_text) if "fs.connect(" in b.code]
     assert len(snippets) == 2
     assert any("secrets_store" in s for s in snippets) and any("cert_folder" in s for s in snippets)
     monkeypatch.chdir(tmp_path)
+    for var in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                "AWS_PROFILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
     for code in snippets:
-        with pytest.raises(UnsupportedError, match="server"):
+        with pytest.raises(CredentialsError):
             run_code(code, {})
     assert list(tmp_path.iterdir()) == []
     assert not Path("/dbfs/mnt/my_mount_name").exists()

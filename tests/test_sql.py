@@ -485,6 +485,7 @@ def test_duckdb_locks_hold_without_the_parser_gate(fs: cloudsdk.FeatureStore, tm
     assert list(out.iterdir()) == []
 
 
+@pytest.mark.local_only
 def test_permissive_parse_really_bypasses_the_gate(fs: cloudsdk.FeatureStore,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Control for the test above: with the stand-in, a harmless statement the gate refuses runs."""
@@ -496,7 +497,8 @@ def test_permissive_parse_really_bypasses_the_gate(fs: cloudsdk.FeatureStore,
 
 def test_another_projects_tables_are_invisible(conn: cloudsdk.Connection, fs: cloudsdk.FeatureStore) -> None:
     conn.create_project("other")
-    other = conn.get_feature_store("other_featurestore")
+    other_conn = cloudsdk.connect(path=conn.path, project="other")
+    other = other_conn.get_feature_store()
     secret = pd.DataFrame({"id": np.arange(3, dtype=np.int64), "secret": ["a", "b", "c"]})
     other.create_feature_group("secret_features", data=secret, primary_key="id", statistics=False)
     # the other project reads its own table (control)
@@ -517,6 +519,7 @@ def test_another_projects_tables_are_invisible(conn: cloudsdk.Connection, fs: cl
     fs.create_feature_group("secret_features", data=mine, primary_key="id", statistics=False)
     assert sorted(fs.sql("SELECT secret FROM secret_features_1")["secret"]) == ["x", "y"]
     assert sorted(other.sql("SELECT secret FROM secret_features_1")["secret"]) == ["a", "b", "c"]
+    other_conn.close()
 
 
 def test_sql_does_not_modify_the_store(shared: cloudsdk.FeatureStore, shared_root: Path,

@@ -78,6 +78,7 @@ def test_concurrent_inserts_all_land(fs: cloudsdk.FeatureStore) -> None:
     assert len(fg.commit_details()) == 16  # creation + 15 inserts, one commit each
 
 
+@pytest.mark.local_only
 def test_failed_statistics_do_not_fail_a_landed_insert(
     fs: cloudsdk.FeatureStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -201,3 +202,34 @@ def test_polars_missing_names_its_extra(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
     assert "IMPORT-ERROR" in out.stdout
     assert "cloudsdk[polars]" in out.stdout
+
+
+def test_shared_feature_store_is_read_only(tmp_path: Path) -> None:
+    from cloudsdk.store.catalog import now, projects, shares
+
+    with cloudsdk.connect(path=tmp_path) as conn:
+        conn.create_project("owner")
+        conn.create_project("reader")
+    with cloudsdk.connect(path=tmp_path, project="owner") as owner:
+        owner.get_feature_store().create_feature_group("g", data=pd.DataFrame({"id": [1, 2]}))
+    with cloudsdk.connect(path=tmp_path, project="reader") as reader:
+        assert reader.get_featurestores() == ["reader_featurestore"]
+        with pytest.raises(errors.ProjectNotFoundError):
+            reader.get_feature_store("owner_featurestore")
+        svc = reader._backend
+        with svc.catalog.begin() as c:  # type: ignore[attr-defined]
+            ids = {r.name: r.id for r in c.execute(sa.select(projects.c.id, projects.c.name))}
+            c.execute(shares.insert().values(owner_project_id=ids["owner"], reader_project_id=ids["reader"],
+                                             created=now()))
+        assert reader.get_featurestores() == ["reader_featurestore", "owner_featurestore"]
+        shared = reader.get_feature_store("owner_featurestore")
+        assert shared.read_only and "read-only" in repr(shared)
+        fg = shared.get_feature_group("g")
+        assert sorted(fg.read()["id"]) == [1, 2]
+        with pytest.raises(errors.PermissionDeniedError, match="read-only"):
+            fg.insert(pd.DataFrame({"id": [3]}))
+        with pytest.raises(errors.PermissionDeniedError):
+            shared.create_feature_group("h", data=pd.DataFrame({"id": [1]}))
+        with pytest.raises(errors.PermissionDeniedError):
+            fg.delete()
+        assert sorted(fg.read()["id"]) == [1, 2]

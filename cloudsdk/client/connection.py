@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cloudsdk._names import validate_name
-from cloudsdk.errors import ConfigurationError, InvalidArgumentError, UnsupportedError
+from cloudsdk.errors import (
+    ConfigurationError,
+    InvalidArgumentError,
+    ProjectNotFoundError,
+    UnsupportedError,
+)
 
 if TYPE_CHECKING:
     from cloudsdk.client.backend import Backend
@@ -17,6 +23,57 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_PROJECT = "default"
+
+
+def _connect_remote(host: str, project: str | None, *, port: int, region_name: str | None, secrets_store: str,
+                    api_key_file: str | None, api_key_value: str | None, cert_folder: str | None,
+                    hostname_verification: bool, trust_store_path: str | None, role: str | None,
+                    secret_prefix: str) -> Connection:
+    """connect(host, project, ...): API key, credentials, certificates, REST and Flight."""
+    import tempfile
+
+    from cloudsdk.client.auth import obtain_api_key
+    from cloudsdk.client.certificates import write_credentials
+    from cloudsdk.client.remote import FlightReader, RemoteBackend, RestClient
+
+    if not project:
+        raise ConfigurationError("connect(host, project): name the project to connect to")
+    validate_name(project, "project")
+    if trust_store_path is not None and not Path(trust_store_path).is_file():
+        raise ConfigurationError(f"trust_store_path {trust_store_path!r} is not a file")
+    key = obtain_api_key(host=host, secrets_store=secrets_store, region_name=region_name,
+                         api_key_file=api_key_file, api_key_value=api_key_value, role=role,
+                         secret_prefix=secret_prefix)
+    rest = RestClient(host, port, key.value, project, verify=trust_store_path or True,
+                      hostname_verification=hostname_verification)
+    backend = RemoteBackend(rest)
+    written = None
+    temp_folder: str | None = None
+    try:
+        info = rest.call("info")
+        backend.get_project(project)
+        creds = backend.credentials(project)
+        if not cert_folder:
+            temp_folder = tempfile.mkdtemp(prefix="cloudsdk-certs-")
+        written = write_credentials(creds, cert_folder or str(temp_folder), host, project)
+        trusted = Path(trust_store_path).read_bytes() if trust_store_path else b""
+        backend.flight = FlightReader(
+            host, int(info["flight_port"]), key.value, project,
+            root_pem=trusted + str(creds["ca_chain_pem"]).encode(),
+            cert_pem=str(creds["certificate_pem"]).encode(), key_pem=str(creds["private_key_pem"]).encode(),
+            hostname_verification=hostname_verification,
+        )
+    except BaseException:
+        if written is not None:
+            written.remove()
+        if temp_folder is not None:
+            shutil.rmtree(temp_folder, ignore_errors=True)
+        backend.close()
+        raise
+    conn = Connection(backend, project, host=host)
+    conn.certificates = written
+    conn._temp_folder = temp_folder
+    return conn
 
 
 def default_home() -> Path:
@@ -36,6 +93,8 @@ class Connection:
         self.project = project
         self.host = host
         self.path = path
+        self.certificates: Any = None  # the CertificateFiles a remote connect() wrote
+        self._temp_folder: str | None = None  # where they were written, when connect() chose
         self._closed = False
 
     @property
@@ -44,17 +103,31 @@ class Connection:
         return self.host is None
 
     def get_feature_store(self, name: str | None = None) -> FeatureStore:
-        """The project's feature store (``<project>_featurestore``)."""
+        """The project's feature store (``<project>_featurestore``), or a feature store another
+        project shares with it (read-only), by name.
+
+        Raises:
+            ProjectNotFoundError: no feature store of that name is visible to this project.
+        """
         from cloudsdk.client.feature_store import FeatureStore
 
         self._check_open()
-        project = self.project
-        if name is not None and name != f"{project}_featurestore":
-            if not name.endswith("_featurestore"):
-                raise InvalidArgumentError(f"feature store names end in '_featurestore', got {name!r}")
-            project = name[: -len("_featurestore")]
-            self._backend.get_project(project)
-        return FeatureStore(self._backend, project)
+        own = f"{self.project}_featurestore"
+        if name is None or name == own:
+            return FeatureStore(self._backend, self.project)
+        if not isinstance(name, str) or not name.endswith("_featurestore"):
+            raise InvalidArgumentError(f"feature store names end in '_featurestore', got {name!r}")
+        if name not in self.get_featurestores():
+            raise ProjectNotFoundError(
+                f"no feature store {name!r} is shared with project {self.project!r}; "
+                "the owner can share it with `cloudsdk project share OWNER --with PROJECT`"
+            )
+        return FeatureStore(self._backend, name[: -len("_featurestore")], acting_project=self.project)
+
+    def get_featurestores(self) -> list[str]:
+        """The feature stores this project can read: its own first, then those shared with it."""
+        self._check_open()
+        return self._backend.featurestores(self.project)
 
     def create_project(self, name: str, description: str = "") -> dict[str, Any]:
         """Create a project in the embedded store."""
@@ -69,9 +142,13 @@ class Connection:
             raise ConfigurationError("this connection is closed; call cloudsdk.connect() again")
 
     def close(self) -> None:
-        """Release the connection's resources."""
+        """Release the connection's resources (and remove the certificates it wrote)."""
         if not self._closed:
             self._backend.close()
+            if self.certificates is not None:
+                self.certificates.remove()
+            if self._temp_folder is not None:
+                shutil.rmtree(self._temp_folder, ignore_errors=True)
             self._closed = True
 
     def __enter__(self) -> Connection:
@@ -96,6 +173,8 @@ def connect(
     cert_folder: str | None = None,
     hostname_verification: bool = True,
     trust_store_path: str | None = None,
+    role: str | None = None,
+    secret_prefix: str = "hopsworks/role/",
     *,
     path: str | os.PathLike[str] | None = None,
 ) -> Connection:
@@ -107,7 +186,20 @@ def connect(
 
     Args:
         host: the server's host name; None for the embedded store.
-        project: the project (default ``"default"``).
+        project: the project (default ``"default"`` embedded; required with a host).
+        port: the server's HTTPS port.
+        region_name: AWS region of the secrets store (default: the AWS configuration's).
+        secrets_store: where the API key is: "parameterstore", "secretsmanager" or "env".
+        api_key_file: a file holding the API key (instead of a secrets store).
+        api_key_value: the API key itself (instead of a secrets store).
+        cert_folder: where the project certificates are written, as
+            ``<cert_folder>/<host>/<project>/``: a directory, a mounted bucket such as
+            ``/dbfs/mnt/<mount>``, or ``s3://bucket/prefix``. Default: a private temporary
+            directory removed by ``close()``.
+        hostname_verification: False skips only the host-name check, never the chain.
+        trust_store_path: a PEM file of CA certificates to trust (e.g. the server's own CA).
+        role: the AWS role whose secret holds the key (default: found with STS).
+        secret_prefix: prefix of the secret / parameter names (``hopsworks/role/``).
         path: the embedded store's directory.
 
     Returns:
@@ -117,12 +209,12 @@ def connect(
         >>> conn = cloudsdk.connect()  # doctest: +SKIP
         >>> fs = conn.get_feature_store()  # doctest: +SKIP
     """
-    del port, region_name, secrets_store, cert_folder, hostname_verification, trust_store_path
     if host is not None:
-        del api_key_file, api_key_value
-        raise UnsupportedError(
-            "remote connections (connect(host, project, ...)) arrive with the cloudsdk server; "
-            "call connect() without a host for the embedded store"
+        return _connect_remote(
+            host, project, port=port, region_name=region_name, secrets_store=secrets_store,
+            api_key_file=api_key_file, api_key_value=api_key_value, cert_folder=cert_folder,
+            hostname_verification=hostname_verification, trust_store_path=trust_store_path,
+            role=role, secret_prefix=secret_prefix,
         )
     project = project or DEFAULT_PROJECT
     validate_name(project, "project")

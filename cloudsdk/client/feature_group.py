@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from cloudsdk._names import validate_metadata
 from cloudsdk.client.frames import from_arrow, to_arrow
 from cloudsdk.client.query import Filter, Query
 from cloudsdk.errors import (
@@ -221,6 +222,7 @@ class FeatureGroup:
 
     def save(self, data: Any) -> FeatureGroup:
         """Create the group in the store from ``data`` (first commit)."""
+        self._store._check_writable()
         if self._pending.get("deleted"):
             self._need_saved()
         if self.saved:
@@ -243,6 +245,7 @@ class FeatureGroup:
         Returns:
             The commit: ``{"version", "rows_inserted", "rows_updated", "rows_deleted"}``.
         """
+        self._store._check_writable()
         if not self.saved:
             table = to_arrow(data)
             self.save(table)
@@ -284,6 +287,7 @@ class FeatureGroup:
 
     def delete(self) -> None:
         """Delete this feature group version with its data."""
+        self._store._check_writable()
         self._need_saved()
         self._store._backend.delete_group(self._store.project, self.name, int(self.version or 0))
         self._meta, self._pending = {}, {"name": self.name, "version": self.version, "deleted": True}
@@ -292,19 +296,23 @@ class FeatureGroup:
 
     def update_description(self, description: str) -> FeatureGroup:
         """Change the group's description."""
+        self._store._check_writable()
         self._refresh(self._store._backend.update_group(self._store.project, self.name, int(self.version or 0),
                                                         description=description))
         return self
 
     def update_feature_description(self, feature: str, description: str) -> FeatureGroup:
         """Change one feature's description."""
+        self._store._check_writable()
         self._refresh(self._store._backend.update_group(
             self._store.project, self.name, int(self.version or 0), feature_descriptions={feature: description}))
         return self
 
     def add_metadata(self, items: Mapping[str, str]) -> dict[str, str]:
         """Attach custom metadata key/values."""
-        return self._store._backend.add_metadata(self._store.project, self.name, self.version, items)
+        self._store._check_writable()
+        clean = validate_metadata(items)
+        return self._store._backend.add_metadata(self._store.project, self.name, self.version, clean)
 
     def get_metadata(self, keys: Sequence[str] | None = None) -> dict[str, str]:
         """Custom metadata (all, or the given keys)."""
@@ -312,6 +320,7 @@ class FeatureGroup:
 
     def remove_metadata(self, keys: Sequence[str]) -> dict[str, str]:
         """Remove custom metadata keys."""
+        self._store._check_writable()
         return self._store._backend.remove_metadata(self._store.project, self.name, self.version, keys)
 
     def statistics(self, commit_version: int | None = None) -> Statistics | None:
@@ -322,6 +331,7 @@ class FeatureGroup:
 
     def compute_statistics(self, columns: Sequence[str] | None = None) -> Statistics:
         """Compute statistics of the latest commit now."""
+        self._store._check_writable()
         self._need_saved()
         return Statistics(self._store._backend.compute_statistics(
             self._store.project, self.name, self.version, columns))

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cloudsdk._names import validate_metadata
 from cloudsdk.client.feature_group import FeatureGroup
 from cloudsdk.client.frames import from_arrow, to_arrow
 from cloudsdk.client.query import Query
 from cloudsdk.client.training_dataset import TrainingDataset
-from cloudsdk.errors import ONLINE_UNSUPPORTED, InvalidArgumentError, UnsupportedError
+from cloudsdk.errors import (
+    ONLINE_UNSUPPORTED,
+    InvalidArgumentError,
+    PermissionDeniedError,
+    UnsupportedError,
+)
 
 if TYPE_CHECKING:
     from cloudsdk.client.backend import Backend
+
+planner_log = logging.getLogger("cloudsdk.planner")
 
 
 class FeatureStore:
@@ -24,10 +33,23 @@ class FeatureStore:
         >>> fs.get_features(["team_budget", "average_attendance"])  # doctest: +SKIP
     """
 
-    def __init__(self, backend: Backend, project: str) -> None:
+    def __init__(self, backend: Backend, project: str, *, acting_project: str | None = None) -> None:
         self._backend = backend
         self.project = project
         self.name = f"{project}_featurestore"
+        self.acting_project = acting_project or project
+
+    @property
+    def read_only(self) -> bool:
+        """True for a feature store another project shares with this one."""
+        return self.acting_project != self.project
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise PermissionDeniedError(
+                f"feature store {self.name!r} is shared read-only with project {self.acting_project!r}; "
+                "write to your own project's feature store"
+            )
 
     # --- feature groups --------------------------------------------------------------------
 
@@ -63,12 +85,13 @@ class FeatureStore:
         Raises:
             AlreadyExistsError, InvalidNameError, SchemaMismatchError, DataValidationError, UnsupportedError.
         """
+        self._check_writable()
         config: dict[str, Any] = {"enabled": bool(statistics)}
         if not isinstance(statistics, bool):
             config["columns"] = list(statistics)
         options = dict(description=description, primary_key=_list(primary_key), partition_by=_list(partition_by),
                        event_time=event_time, online_enabled=online_enabled,
-                       feature_descriptions=dict(features or {}), metadata=dict(metadata or {}),
+                       feature_descriptions=dict(features or {}), metadata=validate_metadata(metadata or {}),
                        statistics_config=config)
         if online_enabled:
             raise UnsupportedError(ONLINE_UNSUPPORTED, featuregroup=name)
@@ -121,7 +144,8 @@ class FeatureStore:
         Raises:
             FeatureNotFoundError, FeatureNameCollisionError, JoinKeyError
         """
-        spec = self._backend.feature_query(self.project, features, featuregroups_version_dict, join_key)
+        spec = self.get_features_query(features, featuregroups_version_dict=featuregroups_version_dict,
+                                       join_key=join_key)
         return from_arrow(self._backend.run_query(self.project, spec), dataframe_type)
 
     def get_features_query(
@@ -131,8 +155,15 @@ class FeatureStore:
         featuregroups_version_dict: Mapping[str, int] | None = None,
         join_key: str | Sequence[str] | None = None,
     ) -> dict[str, Any]:
-        """The query spec that :meth:`get_features` would run (for inspection or SQL)."""
-        return self._backend.feature_query(self.project, features, featuregroups_version_dict, join_key)
+        """The query spec that :meth:`get_features` would run (for inspection or SQL).
+
+        The planner's notes on its choices (e.g. which version of a group it used) are
+        logged at INFO on the ``cloudsdk.planner`` logger.
+        """
+        spec = self._backend.feature_query(self.project, features, featuregroups_version_dict, join_key)
+        for note in spec.get("notes") or ():
+            planner_log.info("%s", note)
+        return spec
 
     def sql(self, query: str, *, dataframe_type: str = "pandas", dialect: str = "auto") -> Any:
         """Run one read-only SELECT over the feature groups (tables ``<name>_<version>``).
@@ -164,6 +195,7 @@ class FeatureStore:
 
         Formats in this release: parquet, csv, tsv.
         """
+        self._check_writable()
         provenance: dict[str, Any] = {}
         if isinstance(data, Query):
             spec = data.to_dict()
@@ -189,7 +221,8 @@ class FeatureStore:
         return self._backend.list_storage_connectors(self.project)
 
     def __repr__(self) -> str:
-        return f"FeatureStore({self.name!r})"
+        shared = f", shared read-only with {self.acting_project!r}" if self.read_only else ""
+        return f"FeatureStore({self.name!r}{shared})"
 
 
 def _list(value: str | Sequence[str] | None) -> list[str] | None:

@@ -46,6 +46,7 @@ class TrainingDataset:
 
     def delete(self) -> None:
         """Delete this version and its files."""
+        self._store._check_writable()
         self._store._backend.delete_training_dataset(self._store.project, self.name, self.version)
 
     def __repr__(self) -> str:

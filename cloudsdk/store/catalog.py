@@ -1,5 +1,6 @@
 """The catalog: projects, feature stores, feature groups, features, training datasets,
-storage connectors and statistics, kept in SQL through SQLAlchemy (SQLite by default).
+storage connectors, statistics, and the security tables (users, members, API keys, shares),
+kept in SQL through SQLAlchemy (SQLite by default).
 
 The catalog holds metadata only; feature data lives in Delta tables (see ``offline``).
 ``SCHEMA_VERSION`` is stored in the ``meta`` table so that later releases can migrate.
@@ -138,6 +139,53 @@ storage_connectors = sa.Table(
     sa.Column("description", sa.Text, nullable=False, default=""),
     sa.Column("config", sa.Text, nullable=False, default="{}"),  # JSON, no secrets
     sa.UniqueConstraint("fs_id", "name"),
+)
+
+# --- security: users, project membership, API keys, read-only sharing ------------------
+# (see cloudsdk.store.security; new tables only, so existing catalogs gain them on open)
+
+users = sa.Table(
+    "users",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(63), nullable=False, unique=True),
+    sa.Column("created", sa.DateTime, nullable=False),
+)
+
+members = sa.Table(
+    "members",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("project_id", sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("role", sa.String(32), nullable=False),  # data_owner, data_scientist
+    sa.UniqueConstraint("project_id", "user_id"),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("prefix", sa.String(32), nullable=False, unique=True),  # lookup prefix, not secret
+    sa.Column("salt", sa.String(64), nullable=False),  # hex
+    sa.Column("hash", sa.String(128), nullable=False),  # hex sha256(salt + secret); never the secret
+    sa.Column("scopes", sa.Text, nullable=False),  # JSON list
+    sa.Column("created", sa.DateTime, nullable=False),
+    sa.Column("revoked_at", sa.DateTime, nullable=True),
+    sa.Column("last_used", sa.DateTime, nullable=True),
+    sa.UniqueConstraint("user_id", "name"),
+)
+
+shares = sa.Table(
+    "shares",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("owner_project_id", sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("reader_project_id", sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("owner_project_id", "reader_project_id"),
 )
 
 

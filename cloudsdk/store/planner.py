@@ -7,7 +7,8 @@ Rules (documented in docs/query-planner.md):
   ``featuregroups_version_dict``).
 * A bare name found in several *different* groups is a collision, except when it is
   the join key of groups already chosen (its values are equal there).
-  Found only in versions of one group, the latest version is used and logged.
+  Found only in versions of one group, the latest version is used; the choice is returned
+  in the spec's ``notes``, which the client logs (logger ``cloudsdk.planner``).
 * The join key is ``join_key`` when given, else the primary-key columns shared by all
   chosen groups, in the first group's order. None shared → JoinKeyError.
 * Output columns come in the requested order.
@@ -110,11 +111,12 @@ def resolve_features(
     groups: Sequence[GroupInfo],
     featuregroups_version_dict: Mapping[str, int] | None = None,
     join_key: str | Sequence[str] | None = None,
-) -> tuple[list[_Pick], list[str], list[tuple[str, GroupInfo]]]:
+) -> tuple[list[_Pick], list[str], list[tuple[str, GroupInfo]], list[str]]:
     """Map each requested feature to a group.
 
     Returns:
-        (picks in first-use order, join key columns, [(output name, group)] in request order).
+        (picks in first-use order, join key columns, [(output name, group)] in request order,
+        notes on the choices made, e.g. the version used when several exist).
     """
     if isinstance(features, str):
         features = [features]
@@ -134,6 +136,7 @@ def resolve_features(
     else:
         searchable = list(groups)
 
+    notes: list[str] = []  # choices the caller is told about (logged by the client)
     explicit_keys = [join_key] if isinstance(join_key, str) else list(join_key or [])
     resolved: list[tuple[str, GroupInfo | list[GroupInfo]]] = []
     for raw in dict.fromkeys(features):  # a name asked for twice gives one column
@@ -159,10 +162,10 @@ def resolve_features(
         if len(names) == 1:
             g = max(found, key=lambda x: x.version)
             if len(found) > 1:
-                log.info(
-                    "feature %r is in versions %s of feature group %r; using the latest, version %d "
-                    "(pin another with featuregroups_version_dict or '%s_<version>.%s')",
-                    raw, sorted(x.version for x in found), g.name, g.version, g.name, raw,
+                notes.append(
+                    f"feature {raw!r} is in versions {sorted(x.version for x in found)} of feature group "
+                    f"{g.name!r}; using the latest, version {g.version} (pin another with "
+                    f"featuregroups_version_dict or '{g.name}_<version>.{raw}')"
                 )
             resolved.append((raw, g))
         else:
@@ -212,7 +215,7 @@ def resolve_features(
             pick.features.append(fname)
 
     keys = _join_key(chosen, join_key)
-    return picks, keys, final
+    return picks, keys, final, notes
 
 
 def _join_key(groups: Sequence[GroupInfo], join_key: str | Sequence[str] | None) -> list[str]:
@@ -241,7 +244,8 @@ def _join_key(groups: Sequence[GroupInfo], join_key: str | Sequence[str] | None)
 
 
 def features_query_spec(
-    picks: Sequence[_Pick], keys: Sequence[str], final: Sequence[tuple[str, GroupInfo]]
+    picks: Sequence[_Pick], keys: Sequence[str], final: Sequence[tuple[str, GroupInfo]],
+    notes: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A query spec (see :func:`to_sql`) joining the picks on ``keys``, columns in request order."""
     first, rest = picks[0], picks[1:]
@@ -254,6 +258,7 @@ def features_query_spec(
         "joins": [],
         "filter": None,
         "order": [name for name, _ in final],
+        "notes": list(notes),
     }
     for p in rest:
         spec["joins"].append(

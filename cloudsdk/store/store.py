@@ -19,7 +19,7 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
-from cloudsdk._names import validate_name, validate_version
+from cloudsdk._names import validate_metadata, validate_name, validate_version
 from cloudsdk.errors import (
     ONLINE_UNSUPPORTED,
     AlreadyExistsError,
@@ -99,6 +99,19 @@ class FeatureStoreService(TrainingDatasetsMixin):
         """Names of all projects."""
         with self.catalog.read() as conn:
             return [r[0] for r in conn.execute(sa.select(C.projects.c.name).order_by(C.projects.c.name))]
+
+    def featurestores(self, project: str) -> list[str]:
+        """The feature stores ``project`` can read: its own, then those shared with it (sorted)."""
+        reader = self._project_row(project)
+        owner = C.projects.alias("owner")
+        with self.catalog.read() as conn:
+            shared = [r[0] for r in conn.execute(
+                sa.select(owner.c.name)
+                .join(C.shares, C.shares.c.owner_project_id == owner.c.id)
+                .where(C.shares.c.reader_project_id == reader.id)
+                .order_by(owner.c.name)
+            )]
+        return [f"{project}_featurestore", *(f"{name}_featurestore" for name in shared)]
 
     def _fs_id(self, project: str) -> int:
         """The project's feature store id (cached: projects are never renamed or removed)."""
@@ -278,7 +291,7 @@ class FeatureStoreService(TrainingDatasetsMixin):
                         primary_key=C.dumps(pk), partition_by=C.dumps(parts), event_time=event_time,
                         online_enabled=False, offline_enabled=True,
                         arrow_schema=schema.serialize_schema(logical),
-                        custom_metadata=C.dumps(_str_dict(metadata or {})),
+                        custom_metadata=C.dumps(validate_metadata(metadata or {})),
                         statistics_config=C.dumps(dict(statistics_config or {"enabled": True})),
                         location=str(location), created=stamp, updated=stamp,
                     )
@@ -412,11 +425,9 @@ class FeatureStoreService(TrainingDatasetsMixin):
 
     def add_metadata(self, project: str, name: str, version: int | None, items: Mapping[str, str]) -> dict[str, str]:
         """Attach (or overwrite) custom metadata key/values; returns all metadata."""
-        if not isinstance(items, Mapping):
-            raise InvalidArgumentError("metadata must be a dict of str to str")
         row = self._group_row(project, name, version)
         current = json.loads(row.custom_metadata)
-        current.update(_str_dict(items))
+        current.update(validate_metadata(items))
         with self.catalog.begin() as conn:
             conn.execute(C.feature_groups.update().where(C.feature_groups.c.id == row.id)
                          .values(custom_metadata=C.dumps(current), updated=C.now()))
@@ -533,9 +544,9 @@ class FeatureStoreService(TrainingDatasetsMixin):
                       featuregroups_version_dict: Mapping[str, int] | None = None,
                       join_key: str | Sequence[str] | None = None) -> dict[str, Any]:
         """The query spec the planner makes for a list of feature names."""
-        picks, keys, final = planner.resolve_features(
+        picks, keys, final, notes = planner.resolve_features(
             features, self._group_infos(project), featuregroups_version_dict, join_key)
-        return planner.features_query_spec(picks, keys, final)
+        return planner.features_query_spec(picks, keys, final, notes)
 
     def get_features(self, project: str, features: Sequence[str],
                      featuregroups_version_dict: Mapping[str, int] | None = None,
@@ -596,17 +607,6 @@ def _as_list(value: str | Sequence[str] | None) -> list[str]:
     if isinstance(value, str):
         return [value]
     return list(value)
-
-
-def _str_dict(items: Mapping[Any, Any]) -> dict[str, str]:
-    out = {}
-    for k, v in items.items():
-        if not isinstance(k, str) or not k:
-            raise InvalidArgumentError(f"metadata keys must be non-empty strings, got {k!r}")
-        if not isinstance(v, str | int | float | bool):
-            raise InvalidArgumentError(f"metadata value for {k!r} must be a string, got {type(v).__name__}")
-        out[k] = str(v)
-    return out
 
 
 __all__ = ["DEFAULT_PROJECT", "FeatureStoreService"]

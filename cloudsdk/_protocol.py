@@ -1,0 +1,183 @@
+"""The wire contract between the remote client and ``cloudsdk server``.
+
+Both sides import this module, so routes, headers, error codes and Flight tickets are
+defined once. It imports nothing heavy (the light client uses it).
+
+REST (HTTPS, JSON unless noted), every route under ``API_PREFIX`` and authenticated with
+``Authorization: ApiKey <key>``; the project the caller acts in travels in
+``X-Cloudsdk-Project`` (reads of a feature store shared with it name the owner project in
+the path). Tables travel as Arrow IPC streams (``ARROW_STREAM``), never JSON; options that go
+with a table travel in the ``X-Cloudsdk-Options`` header as base64url JSON.
+
+Flight (gRPC + mutual TLS) serves reads: ``do_get`` with a JSON ticket from :func:`ticket`.
+Each call carries the API key, the acting project, the client certificate (base64 PEM) and a
+proof of possession of its key: a signature over :func:`proof_message`.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from typing import Any
+
+API_PREFIX = "/api/v1"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+HEADER_AUTH = "authorization"
+HEADER_PROJECT = "x-cloudsdk-project"
+HEADER_OPTIONS = "x-cloudsdk-options"
+HEADER_CERT = "x-cloudsdk-cert"
+HEADER_TIMESTAMP = "x-cloudsdk-ts"
+HEADER_PROOF = "x-cloudsdk-proof"
+PROOF_MAX_SKEW_S = 300
+
+# HTTP status of each error code (``CloudSDKError.code``); anything else is 500.
+STATUS_OF_CODE = {
+    "not_found": 404,
+    "project_not_found": 404,
+    "featuregroup_not_found": 404,
+    "feature_not_found": 404,
+    "training_dataset_not_found": 404,
+    "storage_connector_not_found": 404,
+    "already_exists": 409,
+    "invalid_name": 400,
+    "invalid_argument": 400,
+    "data_validation_error": 400,
+    "schema_mismatch": 400,
+    "query_error": 400,
+    "feature_name_collision": 400,
+    "join_key_error": 400,
+    "sql_error": 400,
+    "sql_forbidden": 400,
+    "unsupported": 501,
+    "unauthenticated": 401,
+    "forbidden": 403,
+    "configuration_error": 400,
+    "storage_error": 500,
+    "certificate_error": 500,
+    "credentials_error": 400,
+    "secret_not_found": 400,
+    "secret_access_denied": 400,
+    "service_error": 502,
+    "tls_error": 502,
+}
+
+def error_payload(exc: BaseException) -> dict[str, Any]:
+    """The one JSON error shape: ``{"code", "message", "status", "details"}``.
+
+    ``details`` carries the structured fields some errors have (``candidates`` of a name
+    collision, ``differences`` of a schema mismatch) so the client re-raises them whole.
+    """
+    from cloudsdk.errors import CloudSDKError
+
+    if isinstance(exc, CloudSDKError):
+        details: dict[str, Any] = {}
+        for attr in ("candidates", "differences"):
+            if hasattr(exc, attr):
+                details[attr] = list(getattr(exc, attr))
+        message = exc.message
+        if details.get("differences"):
+            message = message.split("\n", 1)[0]
+        return {"code": exc.code, "message": message,
+                "status": STATUS_OF_CODE.get(exc.code, 500), "details": details}
+    return {"code": "internal_error", "message": "internal server error", "status": 500, "details": {}}
+
+
+def raise_error(payload: dict[str, Any]) -> None:
+    """Raise the cloudsdk error that :func:`error_payload` described."""
+    from cloudsdk.errors import (
+        CloudSDKError,
+        FeatureNameCollisionError,
+        SchemaMismatchError,
+        ServiceError,
+        error_class,
+    )
+
+    code = str(payload.get("code", "error"))
+    message = str(payload.get("message", "the server reported an error"))
+    details = payload.get("details") or {}
+    cls = error_class(code)
+    if cls is CloudSDKError:
+        raise ServiceError(f"the server failed ({code}): {message}")
+    if issubclass(cls, SchemaMismatchError):
+        raise cls(message, details.get("differences", ()))
+    if issubclass(cls, FeatureNameCollisionError):
+        raise cls(message, details.get("candidates", ()))
+    raise cls(message)
+
+
+# Routes (paths below API_PREFIX). {p} = project, {name}, {version}.
+ROUTES = {
+    "info": "GET /info",                                              # {"version", "flight_port"}
+    "get_project": "GET /projects/{p}",
+    "featurestores": "GET /projects/{p}/featurestores",               # {"featurestores": [...]}
+    "credentials": "GET /projects/{p}/credentials",                   # client certificate bundle
+    "list_groups": "GET /projects/{p}/featuregroups",
+    "create_group": "POST /projects/{p}/featuregroups",               # Arrow body + options
+    "describe_group": "GET /projects/{p}/featuregroups/{name}",       # ?version=
+    "latest_version": "GET /projects/{p}/featuregroups/{name}/latest",  # {"version": n | null}
+    "update_group": "PATCH /projects/{p}/featuregroups/{name}/versions/{version}",
+    "delete_group": "DELETE /projects/{p}/featuregroups/{name}/versions/{version}",
+    "insert": "POST /projects/{p}/featuregroups/{name}/insert",       # Arrow body + options
+    "get_metadata": "GET /projects/{p}/featuregroups/{name}/metadata",  # ?version=&keys=a&keys=b
+    "add_metadata": "POST /projects/{p}/featuregroups/{name}/metadata",  # ?version= ; {"items": {...}}
+    "remove_metadata": "POST /projects/{p}/featuregroups/{name}/metadata/remove",  # {"keys": [...]}
+    "get_statistics": "GET /projects/{p}/featuregroups/{name}/statistics",  # ?version=&commit_version=
+    "compute_statistics": "POST /projects/{p}/featuregroups/{name}/statistics",  # {"columns": [...]}
+    "history": "GET /projects/{p}/featuregroups/{name}/commits",      # ?version=&limit=
+    "plan": "POST /projects/{p}/query/plan",                          # {"spec"} -> {"sql"}
+    "feature_query": "POST /projects/{p}/query/features",            # {"features", ...} -> spec
+    "list_training_datasets": "GET /projects/{p}/trainingdatasets",
+    "create_training_dataset": "POST /projects/{p}/trainingdatasets",  # Arrow body + options
+    "describe_training_dataset": "GET /projects/{p}/trainingdatasets/{name}",  # ?version=
+    "training_dataset_statistics": "GET /projects/{p}/trainingdatasets/{name}/statistics",
+    "delete_training_dataset": "DELETE /projects/{p}/trainingdatasets/{name}/versions/{version}",
+    "list_storage_connectors": "GET /projects/{p}/storageconnectors",
+}
+
+# Flight ticket operations and the store method each runs (all reads).
+FLIGHT_OPS = ("read_group", "run_query", "sql", "read_training_dataset")
+
+
+def encode_options(options: dict[str, Any]) -> str:
+    """Options for a header: base64url of their JSON."""
+    return base64.urlsafe_b64encode(json.dumps(options, default=str).encode()).decode("ascii")
+
+
+def decode_options(text: str | None) -> dict[str, Any]:
+    """Inverse of :func:`encode_options` (empty for None)."""
+    if not text:
+        return {}
+    value = json.loads(base64.urlsafe_b64decode(text.encode("ascii")))
+    if not isinstance(value, dict):
+        raise ValueError("options must be a JSON object")
+    return value
+
+
+def ticket(op: str, project: str, **args: Any) -> bytes:
+    """A Flight ticket: ``{"op", "project", "args"}`` as JSON bytes."""
+    if op not in FLIGHT_OPS:
+        raise ValueError(f"unknown Flight operation {op!r}")
+    return json.dumps({"op": op, "project": project, "args": args}, default=str).encode()
+
+
+def parse_ticket(raw: bytes) -> tuple[str, str, dict[str, Any]]:
+    """Inverse of :func:`ticket`; ValueError when malformed."""
+    value = json.loads(raw)
+    if not isinstance(value, dict) or value.get("op") not in FLIGHT_OPS:
+        raise ValueError("malformed ticket")
+    project, args = value.get("project"), value.get("args") or {}
+    if not isinstance(project, str) or not isinstance(args, dict):
+        raise ValueError("malformed ticket")
+    return value["op"], project, args
+
+
+def proof_message(timestamp: str, key_prefix: str, acting_project: str) -> bytes:
+    """What a Flight client signs with its certificate's private key on every call."""
+    return f"cloudsdk-flight\n{timestamp}\n{key_prefix}\n{acting_project}".encode()
+
+
+def key_prefix(api_key: str) -> str:
+    """The public lookup part of an API key ``csk_<prefix>.<secret>`` (never the secret)."""
+    head = api_key.split(".", 1)[0]
+    return head.removeprefix("csk_")

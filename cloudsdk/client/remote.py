@@ -1,0 +1,346 @@
+"""The remote backend: the Backend protocol over HTTPS (metadata, writes) and Arrow Flight
+with mutual TLS (reads), as :mod:`cloudsdk._protocol` defines them.
+
+Light on purpose: requests, pyarrow (with Flight) and cryptography only.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import pyarrow as pa
+import requests
+from requests.adapters import HTTPAdapter
+
+from cloudsdk import _protocol as P
+from cloudsdk.errors import ServiceError, TLSError
+
+log = logging.getLogger(__name__)
+
+RETRY_DELAYS_S = (0.2, 0.6, 1.5)
+RETRY_STATUS = frozenset({502, 503, 504})
+TIMEOUT_S = (10.0, 300.0)  # connect, read
+
+
+def _arrow_body(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+class _NoHostnameAdapter(HTTPAdapter):
+    """Verifies the certificate chain but not the host name (hostname_verification=False)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["assert_hostname"] = False
+        super().init_poolmanager(*args, **kwargs)
+
+
+class RestClient:
+    """JSON/Arrow calls to the server's REST API, with typed errors and bounded retries."""
+
+    def __init__(self, host: str, port: int, api_key: str, acting_project: str, *,
+                 verify: str | bool = True, hostname_verification: bool = True) -> None:
+        self.base = f"https://{host}:{port}{P.API_PREFIX}"
+        self.session = requests.Session()
+        # Passed on every request: a session-level ``verify`` loses to REQUESTS_CA_BUNDLE /
+        # CURL_CA_BUNDLE in the environment (requests merges those in first).
+        self.verify = verify
+        if not hostname_verification:
+            self.session.mount("https://", _NoHostnameAdapter())
+        self._auth = f"ApiKey {api_key}"
+        self.acting_project = acting_project
+
+    def call(self, route: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
+             table: pa.Table | None = None, options: Mapping[str, Any] | None = None, **path: Any) -> Any:
+        """Call route ``route`` of ``_protocol.ROUTES``; returns the decoded JSON."""
+        method, template = P.ROUTES[route].split(" ", 1)
+        url = self.base + template.format(**{k: quote(str(v), safe="") for k, v in path.items()})
+        headers = {P.HEADER_AUTH: self._auth, P.HEADER_PROJECT: self.acting_project}
+        data: bytes | None = None
+        if table is not None:
+            headers["content-type"] = P.ARROW_STREAM
+            data = _arrow_body(table)
+        if options is not None:
+            headers[P.HEADER_OPTIONS] = P.encode_options(dict(options))
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        attempts = len(RETRY_DELAYS_S) + 1 if method == "GET" else 1
+        for attempt in range(attempts):
+            try:
+                response = self.session.request(method, url, params=clean, json=json_body, data=data,
+                                                headers=headers, timeout=TIMEOUT_S, verify=self.verify)
+            except requests.exceptions.SSLError as exc:
+                raise TLSError(
+                    f"TLS with {self.base} failed: the server's certificate is not trusted or does not "
+                    "match the host name; pass trust_store_path= with the server's CA (PEM)"
+                ) from exc
+            except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+                if attempt + 1 < attempts:
+                    time.sleep(RETRY_DELAYS_S[attempt])
+                    continue
+                raise ServiceError(
+                    f"cannot reach the cloudsdk server at {self.base}: check the host, the port and "
+                    "that the server runs (and that a security group lets this machine in)"
+                ) from exc
+            if response.status_code in RETRY_STATUS and attempt + 1 < attempts:
+                time.sleep(RETRY_DELAYS_S[attempt])
+                continue
+            return self._decode(response)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _decode(self, response: requests.Response) -> Any:
+        if response.status_code >= 400:
+            try:
+                payload = response.json()
+            except ValueError:
+                payload = None
+            if isinstance(payload, dict) and "code" in payload:
+                P.raise_error(payload)
+            raise ServiceError(f"the server answered HTTP {response.status_code} to {response.request.method} "
+                               f"{response.url.split('?')[0]}")
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ServiceError("the server sent a response that is not JSON") from exc
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self.session.close()
+
+
+def _sign(private_key_pem: bytes, message: bytes) -> bytes:
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+    key = serialization.load_pem_private_key(private_key_pem, password=None)
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return key.sign(message, ec.ECDSA(hashes.SHA256()))
+    if isinstance(key, rsa.RSAPrivateKey):
+        return key.sign(message, padding.PKCS1v15(), hashes.SHA256())
+    raise TLSError("the client certificate's key type is not supported (use EC or RSA)")
+
+
+class FlightReader:
+    """Reads Arrow tables from the server's Flight service over mutual TLS."""
+
+    def __init__(self, host: str, port: int, api_key: str, acting_project: str, *, root_pem: bytes,
+                 cert_pem: bytes, key_pem: bytes, hostname_verification: bool = True) -> None:
+        import pyarrow.flight as fl
+
+        self._fl = fl
+        prefix = P.key_prefix(api_key)
+        cert_b64 = base64.b64encode(cert_pem).decode("ascii")
+        auth = f"ApiKey {api_key}"
+
+        class _Proof(fl.ClientMiddleware):
+            def sending_headers(self) -> dict[str, str]:
+                ts = str(int(time.time()))
+                proof = _sign(key_pem, P.proof_message(ts, prefix, acting_project))
+                return {P.HEADER_AUTH: auth, P.HEADER_PROJECT: acting_project, P.HEADER_CERT: cert_b64,
+                        P.HEADER_TIMESTAMP: ts, P.HEADER_PROOF: base64.b64encode(proof).decode("ascii")}
+
+        class _ProofFactory(fl.ClientMiddlewareFactory):
+            def start_call(self, info: Any) -> _Proof:
+                return _Proof()
+
+        self.location = f"grpc+tls://{host}:{port}"
+        self.client = fl.FlightClient(
+            self.location, tls_root_certs=root_pem, cert_chain=cert_pem, private_key=key_pem,
+            override_hostname=None if hostname_verification else "cloudsdk-server",
+            middleware=[_ProofFactory()],
+        )
+
+    def read(self, ticket: bytes) -> pa.Table:
+        """Run one ticket; the whole result as a Table."""
+        fl = self._fl
+        try:
+            return self.client.do_get(fl.Ticket(ticket)).read_all()
+        except fl.FlightError as exc:
+            text = str(exc)
+            marker = text.find("cloudsdk-error:")
+            if marker >= 0:
+                try:
+                    payload, _ = json.JSONDecoder().raw_decode(text[marker + len("cloudsdk-error:"):])
+                except ValueError:
+                    payload = None
+                if isinstance(payload, dict):
+                    P.raise_error(payload)
+            if isinstance(exc, fl.FlightUnavailableError):
+                raise ServiceError(f"cannot reach the Flight service at {self.location}: {_first_line(text)}") from exc
+            if isinstance(exc, fl.FlightUnauthenticatedError | fl.FlightUnauthorizedError):
+                from cloudsdk.errors import AuthenticationError
+
+                raise AuthenticationError(f"the Flight service refused the call: {_first_line(text)}") from exc
+            raise ServiceError(f"the Flight read failed: {_first_line(text)}") from exc
+
+    def close(self) -> None:
+        """Close the Flight channel."""
+        self.client.close()
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else "no detail"
+
+
+class RemoteBackend:
+    """The :class:`~cloudsdk.client.backend.Backend` protocol against a cloudsdk server."""
+
+    def __init__(self, rest: RestClient, flight: FlightReader | None = None) -> None:
+        self.rest = rest
+        self.flight = flight
+
+    def _read(self, op: str, project: str, **args: Any) -> pa.Table:
+        if self.flight is None:
+            raise ServiceError("this connection has no Flight channel for reads")
+        return self.flight.read(P.ticket(op, project, **args))
+
+    # --- projects ---------------------------------------------------------------------------
+    def get_project(self, name: str) -> dict[str, Any]:
+        return self.rest.call("get_project", p=name)
+
+    def featurestores(self, project: str) -> list[str]:
+        return list(self.rest.call("featurestores", p=project)["featurestores"])
+
+    def credentials(self, project: str) -> dict[str, Any]:
+        raw = self.rest.call("credentials", p=project)
+        out = dict(raw)
+        for key in ("pkcs12", "keystore_jks", "truststore_jks"):
+            out[key] = base64.b64decode(raw[key])
+        return out
+
+    # --- feature groups ----------------------------------------------------------------------
+    def describe_group(self, project: str, name: str, version: int | None = None) -> dict[str, Any]:
+        return self.rest.call("describe_group", p=project, name=name, params={"version": version})
+
+    def list_groups(self, project: str) -> list[dict[str, Any]]:
+        return list(self.rest.call("list_groups", p=project))
+
+    def latest_version(self, project: str, name: str) -> int | None:
+        return self.rest.call("latest_version", p=project, name=name)["version"]
+
+    def create_group(self, project: str, name: str, version: int | None, data: pa.Table | None = None, *,
+                     arrow_schema: pa.Schema | None = None, **options: Any) -> dict[str, Any]:
+        table = data if data is not None else (arrow_schema.empty_table() if arrow_schema is not None else None)
+        opts = {"name": name, "version": version, "has_data": data is not None, **options}
+        return self.rest.call("create_group", p=project, table=table, options=opts)
+
+    def insert(self, project: str, name: str, version: int | None, data: pa.Table, *, mode: str = "append",
+               online: bool = False, offline: bool = True, statistics: bool | None = None) -> dict[str, Any]:
+        opts = {"version": version, "mode": mode, "online": online, "offline": offline, "statistics": statistics}
+        return self.rest.call("insert", p=project, name=name, table=data, options=opts)
+
+    def delete_group(self, project: str, name: str, version: int) -> None:
+        self.rest.call("delete_group", p=project, name=name, version=version)
+
+    def update_group(self, project: str, name: str, version: int, *, description: str | None = None,
+                     feature_descriptions: Mapping[str, str] | None = None,
+                     statistics_config: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        body = {"description": description, "feature_descriptions": dict(feature_descriptions or {}) or None,
+                "statistics_config": dict(statistics_config) if statistics_config is not None else None}
+        return self.rest.call("update_group", p=project, name=name, version=version, json_body=body)
+
+    def add_metadata(self, project: str, name: str, version: int | None, items: Mapping[str, str]) -> dict[str, str]:
+        return self.rest.call("add_metadata", p=project, name=name, params={"version": version},
+                              json_body={"items": dict(items)})
+
+    def get_metadata(self, project: str, name: str, version: int | None,
+                     keys: Sequence[str] | None = None) -> dict[str, str]:
+        keys_list = [keys] if isinstance(keys, str) else (list(keys) if keys is not None else None)
+        return self.rest.call("get_metadata", p=project, name=name,
+                              params={"version": version, "keys": keys_list})
+
+    def remove_metadata(self, project: str, name: str, version: int | None, keys: Sequence[str]) -> dict[str, str]:
+        keys_list = [keys] if isinstance(keys, str) else list(keys)
+        return self.rest.call("remove_metadata", p=project, name=name, params={"version": version},
+                              json_body={"keys": keys_list})
+
+    def compute_statistics(self, project: str, name: str, version: int | None,
+                           columns: Sequence[str] | None = None) -> dict[str, Any]:
+        return self.rest.call("compute_statistics", p=project, name=name, params={"version": version},
+                              json_body={"columns": list(columns) if columns else None})
+
+    def get_statistics(self, project: str, name: str, version: int | None,
+                       commit_version: int | None = None) -> dict[str, Any] | None:
+        return self.rest.call("get_statistics", p=project, name=name,
+                              params={"version": version, "commit_version": commit_version})
+
+    def history(self, project: str, name: str, version: int | None, limit: int | None = None) -> list[dict[str, Any]]:
+        return list(self.rest.call("history", p=project, name=name, params={"version": version, "limit": limit}))
+
+    def read_group(self, project: str, name: str, version: int | None,
+                   columns: Sequence[str] | None = None) -> pa.Table:
+        return self._read("read_group", project, name=name, version=version,
+                          columns=list(columns) if columns is not None else None)
+
+    # --- queries -------------------------------------------------------------------------------
+    def plan(self, project: str, spec: Mapping[str, Any]) -> tuple[str, Any]:
+        return str(self.rest.call("plan", p=project, json_body={"spec": dict(spec)})["sql"]), None
+
+    def run_query(self, project: str, spec: Mapping[str, Any]) -> pa.Table:
+        return self._read("run_query", project, spec=dict(spec))
+
+    def feature_query(self, project: str, features: Sequence[str],
+                      featuregroups_version_dict: Mapping[str, int] | None = None,
+                      join_key: str | Sequence[str] | None = None) -> dict[str, Any]:
+        body = {"features": [features] if isinstance(features, str) else list(features),
+                "featuregroups_version_dict": dict(featuregroups_version_dict or {}) or None,
+                "join_key": join_key if join_key is None or isinstance(join_key, str) else list(join_key)}
+        return self.rest.call("feature_query", p=project, json_body=body)
+
+    def sql(self, project: str, query: str, *, dialect: Any = "auto") -> pa.Table:
+        return self._read("sql", project, query=query, dialect=dialect)
+
+    # --- training datasets ---------------------------------------------------------------------
+    def create_training_dataset(self, project: str, name: str, version: int | None, data: pa.Table, *,
+                                data_format: str = "parquet", description: str = "", write_mode: str = "overwrite",
+                                provenance: Mapping[str, Any] | None = None,
+                                compute_statistics: bool = True) -> dict[str, Any]:
+        opts = {"name": name, "version": version, "data_format": data_format, "description": description,
+                "write_mode": write_mode, "provenance": dict(provenance or {}),
+                "compute_statistics": compute_statistics}
+        return self.rest.call("create_training_dataset", p=project, table=data, options=opts)
+
+    def describe_training_dataset(self, project: str, name: str, version: int | None = None) -> dict[str, Any]:
+        return self.rest.call("describe_training_dataset", p=project, name=name,
+                              params={"version": version})
+
+    def list_training_datasets(self, project: str) -> list[dict[str, Any]]:
+        return list(self.rest.call("list_training_datasets", p=project))
+
+    def read_training_dataset(self, project: str, name: str, version: int | None = None) -> pa.Table:
+        return self._read("read_training_dataset", project, name=name, version=version)
+
+    def training_dataset_statistics(self, project: str, name: str,
+                                    version: int | None = None) -> dict[str, Any] | None:
+        return self.rest.call("training_dataset_statistics", p=project, name=name,
+                              params={"version": version})
+
+    def delete_training_dataset(self, project: str, name: str, version: int) -> None:
+        self.rest.call("delete_training_dataset", p=project, name=name, version=version)
+
+    def list_storage_connectors(self, project: str) -> list[dict[str, Any]]:
+        return list(self.rest.call("list_storage_connectors", p=project))
+
+    def close(self) -> None:
+        self.rest.close()
+        if self.flight is not None:
+            self.flight.close()
+
+
+def tls_context_pem(path: str | None) -> bytes | None:
+    """The PEM bytes of a trust store file (None for no file)."""
+    if path is None:
+        return None
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
