@@ -50,7 +50,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     keep, drop = [], []
     for item in items:
         callspec = getattr(item, "callspec", None)
-        remote = callspec is not None and callspec.params.get("fs") == "remote"
+        remote = callspec is not None and "remote" in (callspec.params.get("fs"), callspec.params.get("backend"))
         if remote and ("conn" in getattr(item, "fixturenames", ()) or item.get_closest_marker("local_only")):
             drop.append(item)
         else:

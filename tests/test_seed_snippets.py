@@ -20,7 +20,7 @@ from __future__ import annotations
 import ast
 import re
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,19 @@ def literal_blocks(text: str) -> list[Block]:
     lines = text.splitlines()
     return [Block(i + 1, _indented_block(lines, i + 1)) for i, line in enumerate(lines)
             if line.rstrip().endswith("::") and not line.lstrip().startswith("..")]
+
+
+@pytest.fixture(autouse=True, params=["local", "remote"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every snippet runs as written on the embedded default store and, after
+    ``featurestore.connect(host, project_name, ...)``, against a real server process."""
+    if request.param == "remote":
+        remote = request.getfixturevalue("remote_store")
+        project, key = remote.new_project()
+        featurestore.connect("127.0.0.1", project, port=remote.port, api_key_value=key,
+                             trust_store_path=str(remote.ca_file), cert_folder=str(tmp_path / "certs"))
+    yield request.param
+    featurestore.disconnect()
 
 
 @pytest.fixture(scope="module")
@@ -256,8 +269,7 @@ def test_create_featuregroup(blocks: list[Block]) -> None:
     _assert_same(featurestore.get_featuregroup("sample_features"), df)
     assert featurestore.get_featuregroups() == ["sample_features_1"]
     assert featurestore.get_latest_featuregroup_version("sample_features") == 1
-    with cloudsdk.connect() as conn:
-        fg = conn.get_feature_store().get_feature_group("sample_features", 1)
+    fg = featurestore._fs().get_feature_group("sample_features", 1)  # the module's connection
     assert fg.primary_key == ["id"]  # the first column, as in hops
     stats = featurestore.get_featuregroup_statistics("sample_features")
     assert stats is not None and stats.row_count == 20
@@ -411,8 +423,7 @@ def test_houses_sold_featuregroup(blocks: list[Block]) -> None:
     namespace: dict[str, Any] = {"featurestore": featurestore, "houses_sold_features_df": houses}
     run_code(lines_from(code, "featurestore.create_featuregroup("), namespace)
     _assert_same(featurestore.get_featuregroup("houses_sold_featuregroup"), houses)
-    with cloudsdk.connect() as conn:
-        fg = conn.get_feature_store().get_feature_group("houses_sold_featuregroup", 1)
+    fg = featurestore._fs().get_feature_group("houses_sold_featuregroup", 1)
     assert fg.description == "aggregate features of sold houses per area"
     assert fg.primary_key == ["area_id"]
 
@@ -551,6 +562,7 @@ def test_online_connector_is_a_clear_unsupported_error() -> None:
         featurestore.get_online_featurestore_connector()  # type: ignore[attr-defined]
 
 
+@pytest.mark.local_only
 def test_connect_to_a_host_snippets(manual_text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The SageMaker and Databricks ``fs.connect(host, project, ...)`` literal blocks run as
     written; without AWS credentials here they fail with a clear CredentialsError before
