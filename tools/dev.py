@@ -46,7 +46,7 @@ STAMP = VENV / ".cloudsdk-dev-stamp"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 EXTRAS = "test,all"
-LINT_PATHS = ("cloudsdk", "tests", "benchmarks")
+LINT_PATHS = ("cloudsdk", "tests", "benchmarks", "examples")
 
 USAGE = """\
 usage: python3.11 tools/dev.py COMMAND [ARGS...]
