@@ -120,7 +120,8 @@ def test_openapi_lists_every_route_of_the_contract(client: TestClient) -> None:
 
 def test_info(client: TestClient, server: Server, keys: dict[str, str]) -> None:
     server.flight_port = 12345
-    expected = {"version": __version__, "flight_port": 12345}
+    server.flight_hostname = "cloudsdk-server"
+    expected = {"version": __version__, "flight_port": 12345, "flight_hostname": "cloudsdk-server"}
     assert client.get(f"{API}/info", headers=auth(keys["alice"])).json() == expected
     assert client.get(f"{API}/info").json() == expected  # no key: version and port only
     assert_error(client.get(f"{API}/info", headers=auth(keys["alice"] + "x")), 401, "unauthenticated")

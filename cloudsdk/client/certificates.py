@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -114,6 +115,11 @@ class CertificateFiles:
     directory: str
     files: dict[str, str]
     _s3: _S3Target | None = field(default=None, repr=False, compare=False)
+    # sha256 of the password file written: each connection's credentials have their own
+    # password, so when the file differs a later connection has rewritten the folder and
+    # remove() leaves it alone (re-running a notebook's connect cell and closing the old
+    # connection must never empty cert_folder).
+    _token: str = field(default="", repr=False, compare=False)
 
     @property
     def on_s3(self) -> bool:
@@ -129,9 +135,9 @@ class CertificateFiles:
             CertificateError: a file or object exists but cannot be deleted.
         """
         if self._s3 is not None:
-            _remove_s3(self._s3, self.directory)
+            _remove_s3(self._s3, self.directory, self._token)
         else:
-            _remove_local(self.directory, self.files)
+            _remove_local(self.directory, self.files, self._token)
 
     def __repr__(self) -> str:
         return f"CertificateFiles(directory={self.directory!r}, files={self.files!r})"
@@ -262,7 +268,11 @@ def _write_local(contents: dict[str, bytes], directory: Path) -> CertificateFile
             ) from exc
         files[name] = str(target)
     log.debug("wrote %d certificate files to %s", len(files), directory)
-    return CertificateFiles(directory=str(directory), files=files)
+    return CertificateFiles(directory=str(directory), files=files, _token=_token_of(contents.get("password")) or "")
+
+
+def _token_of(data: bytes | None) -> str | None:
+    return hashlib.sha256(data).hexdigest() if data is not None else None
 
 
 def _replace_file(target: Path, data: bytes, *, secret: bool) -> None:
@@ -306,7 +316,15 @@ def _discard(path: Path) -> None:
         path.unlink()
 
 
-def _remove_local(directory: str, files: dict[str, str]) -> None:
+def _remove_local(directory: str, files: dict[str, str], token: str) -> None:
+    try:
+        with open(files["password"], "rb") as fh:
+            current = _token_of(fh.read())
+    except (KeyError, OSError):
+        current = None
+    if token and current is not None and current != token:
+        log.debug("%s was rewritten by another connection; leaving it", directory)
+        return
     for path in files.values():
         try:
             os.remove(path)
@@ -358,13 +376,25 @@ def _write_s3(
             files[name] = f"s3://{bucket}/{key}"
     except Exception as exc:
         _raise_s3(exc, f"cannot upload the certificates to {directory!r}", directory)
+    token = _token_of(contents.get("password")) or ""
     log.debug("uploaded %d certificate objects to %s", len(files), directory)
-    return CertificateFiles(directory=directory, files=files, _s3=target)
+    return CertificateFiles(directory=directory, files=files, _s3=target, _token=token)
 
 
-def _remove_s3(target: _S3Target, directory: str) -> None:
+def _remove_s3(target: _S3Target, directory: str, token: str) -> None:
     try:
         client = target.client()
+        owner_key = target.keys.get("password")
+        if token and owner_key:
+            try:
+                current = _token_of(client.get_object(Bucket=target.bucket, Key=owner_key)["Body"].read())
+            except Exception as exc:
+                if _s3_code(exc) not in ("NoSuchKey", "NoSuchBucket", "404"):
+                    raise
+                current = None
+            if current is not None and current != token:
+                log.debug("%s was rewritten by another connection; leaving it", directory)
+                return
         for key in target.keys.values():
             try:
                 client.delete_object(Bucket=target.bucket, Key=key)

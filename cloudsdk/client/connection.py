@@ -59,9 +59,10 @@ def _connect_remote(host: str, project: str | None, *, port: int, region_name: s
         trusted = Path(trust_store_path).read_bytes() if trust_store_path else b""
         backend.flight = FlightReader(
             host, int(info["flight_port"]), key.value, project,
-            root_pem=trusted + str(creds["ca_chain_pem"]).encode(),
+            root_pem=(trusted.rstrip() + b"\n" if trusted.strip() else b"") + str(creds["ca_chain_pem"]).encode(),
             cert_pem=str(creds["certificate_pem"]).encode(), key_pem=str(creds["private_key_pem"]).encode(),
             hostname_verification=hostname_verification,
+            tls_name=info.get("flight_hostname"),
         )
     except BaseException:
         if written is not None:

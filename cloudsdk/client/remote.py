@@ -77,10 +77,12 @@ class RestClient:
                 response = self.session.request(method, url, params=clean, json=json_body, data=data,
                                                 headers=headers, timeout=TIMEOUT_S, verify=self.verify)
             except requests.exceptions.SSLError as exc:
-                raise TLSError(
-                    f"TLS with {self.base} failed: the server's certificate is not trusted or does not "
-                    "match the host name; pass trust_store_path= with the server's CA (PEM)"
-                ) from exc
+                detail = str(exc).lower()
+                hint = ("the certificate is not for this host name: connect with a name it lists, or pass "
+                        "hostname_verification=False (the chain is still verified)"
+                        if "hostname" in detail or "doesn't match" in detail or "ip address mismatch" in detail
+                        else "the server's certificate is not trusted: pass trust_store_path= with its CA (PEM)")
+                raise TLSError(f"TLS with {self.base} failed: {hint}") from exc
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 if attempt + 1 < attempts:
                     time.sleep(RETRY_DELAYS_S[attempt])
@@ -133,7 +135,8 @@ class FlightReader:
     """Reads Arrow tables from the server's Flight service over mutual TLS."""
 
     def __init__(self, host: str, port: int, api_key: str, acting_project: str, *, root_pem: bytes,
-                 cert_pem: bytes, key_pem: bytes, hostname_verification: bool = True) -> None:
+                 cert_pem: bytes, key_pem: bytes, hostname_verification: bool = True,
+                 tls_name: str | None = None) -> None:
         import pyarrow.flight as fl
 
         self._fl = fl
@@ -155,7 +158,9 @@ class FlightReader:
         self.location = f"grpc+tls://{host}:{port}"
         self.client = fl.FlightClient(
             self.location, tls_root_certs=root_pem, cert_chain=cert_pem, private_key=key_pem,
-            override_hostname=None if hostname_verification else "cloudsdk-server",
+            # hostname_verification=False: check the chain, and the certificate against a name it
+            # does carry (the server says which; its own CA's certificates carry cloudsdk-server)
+            override_hostname=None if hostname_verification else (tls_name or "cloudsdk-server"),
             middleware=[_ProofFactory()],
         )
 
@@ -174,6 +179,12 @@ class FlightReader:
                     payload = None
                 if isinstance(payload, dict):
                     P.raise_error(payload)
+            lowered = text.lower()
+            if any(w in lowered for w in ("handshake", "ssl", "certificate", "peer name", "tsi_")):
+                raise TLSError(
+                    f"TLS with the Flight service at {self.location} failed: {_first_line(text)}; check "
+                    "trust_store_path= (the server's CA) and the host name (or hostname_verification=False)"
+                ) from exc
             if isinstance(exc, fl.FlightUnavailableError):
                 raise ServiceError(f"cannot reach the Flight service at {self.location}: {_first_line(text)}") from exc
             if isinstance(exc, fl.FlightUnauthenticatedError | fl.FlightUnauthorizedError):

@@ -92,6 +92,7 @@ class Server:
         self.data_dir = Path(service.root)
         self.hostnames = tuple(hostnames)
         self.flight_port: int | None = None
+        self.flight_hostname: str | None = None  # a DNS name of the Flight certificate
         self._locks: dict[tuple[str, ...], threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -187,6 +188,20 @@ def _write_private(path: Path, data: bytes, mode: int = 0o600) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _first_dns_name(cert_pem: bytes) -> str | None:
+    """The first DNS name of a certificate's SANs (what a client may check it against when
+    it does not verify the host name it connected to)."""
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return None
+    dns = names.get_values_for_type(x509.DNSName)
+    return dns[0] if dns else None
 
 
 def _url_host(host: str) -> str:
@@ -287,6 +302,7 @@ def serve(
         rest_port = sock.getsockname()[1]
         flight_server = FeatureFlightServer(server, host=host, port=flight_port, tls_cert=cert_pem, tls_key=key_pem)
         server.flight_port = flight_server.port
+        server.flight_hostname = _first_dns_name(cert_pem)
         lines = []
         if dev:
             info = server.dev_setup()

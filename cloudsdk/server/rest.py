@@ -265,7 +265,8 @@ def create_app(server: Server) -> FastAPI:
         """The server's version and Flight port (a key, if sent, must be valid)."""
         if authorization is not None:
             await run_in_threadpool(security.authenticate, parse_api_key(authorization))
-        return {"version": __version__, "flight_port": server.flight_port}
+        return {"version": __version__, "flight_port": server.flight_port,
+                "flight_hostname": server.flight_hostname}
 
     # --- projects ----------------------------------------------------------------------------
 
