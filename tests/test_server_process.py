@@ -162,7 +162,8 @@ def test_dev_server_serves_https_and_flight_and_stops_on_sigterm(tmp_path: Path)
         assert f"cloudsdk.connect('127.0.0.1', 'dev', port={run.port}, api_key_value='{key}'" in run.output
         info = run.get("/info", key, verify=ca_file)
         assert info.status_code == 200
-        assert info.json() == {"version": info.json()["version"], "flight_port": run.flight_port}
+        assert info.json() == {"version": info.json()["version"], "flight_port": run.flight_port,
+                               "flight_hostname": "localhost"}  # the first DNS name of its certificate
         assert run.get("/projects/dev", key, verify=ca_file).json()["featurestore"] == "dev_featurestore"
         assert run.get("/projects/dev", verify=ca_file).status_code == 401
         # plain HTTP gets no answer; a client that does not trust the store's CA refuses the server
