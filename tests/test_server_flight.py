@@ -23,7 +23,13 @@ from cryptography.x509.oid import NameOID
 from cloudsdk import _protocol as P
 from cloudsdk.errors import AuthenticationError
 from cloudsdk.server.app import Server, build
-from cloudsdk.server.flight import ERROR_PREFIX, FeatureFlightServer, verify_proof
+from cloudsdk.server.flight import (
+    BATCH_BYTES,
+    ERROR_PREFIX,
+    FeatureFlightServer,
+    rebatch,
+    verify_proof,
+)
 from cloudsdk.store.ca import CertificateAuthority
 
 ROWS = pa.table({"id": [1, 2, 3], "score": [0.5, 1.5, 2.5], "city": ["a", "b", "c"]})
@@ -90,6 +96,17 @@ class Caller:
         options = fl.FlightCallOptions(headers=headers, timeout=TIMEOUT_S)
         return self.client.do_get(fl.Ticket(ticket), options=options).read_all()
 
+    def batches(self, ticket: bytes, headers: list[tuple[bytes, bytes]]) -> list[pa.RecordBatch]:
+        """The record batches of one read, as they came over the wire."""
+        options = fl.FlightCallOptions(headers=headers, timeout=TIMEOUT_S)
+        reader = self.client.do_get(fl.Ticket(ticket), options=options)
+        out = []
+        while True:
+            try:
+                out.append(reader.read_chunk().data)
+            except StopIteration:
+                return out
+
     def close(self) -> None:
         self.client.close()
 
@@ -153,6 +170,58 @@ def test_every_flight_operation(connect: Callable[..., Caller], server: Server, 
     svc.create_group("fraud", "big", 1, big, primary_key=["id"])
     got = alice.read(P.ticket("read_group", "fraud", name="big", version=1), h)
     assert got.num_rows == 300_000 and got.equals(svc.read_group("fraud", "big", 1))
+
+
+def test_large_results_stream_in_batches_of_about_batch_bytes(connect: Callable[..., Caller], server: Server,
+                                                              keys: dict[str, str]) -> None:
+    n = 200_000  # 3.2 MB of Arrow: a few batches of about 1 MiB
+    big = pa.table({"id": pa.array(range(n), pa.int64()), "v": pa.array(range(n), pa.float64())})
+    server.service.create_group("fraud", "big", 1, big, primary_key=["id"])
+    alice = connect("alice", "fraud")
+    batches = alice.batches(P.ticket("read_group", "fraud", name="big", version=1), alice.headers(keys["alice"], "fraud"))
+    scanned = server.service.read_group("fraud", "big", 1).column(0).num_chunks
+    assert big.nbytes // BATCH_BYTES <= len(batches) <= big.nbytes // BATCH_BYTES + scanned
+    assert all(b.nbytes <= BATCH_BYTES for b in batches)
+    assert pa.Table.from_batches(batches).equals(server.service.read_group("fraud", "big", 1))
+
+
+def test_remote_rows_come_in_the_embedded_order_partitioned_and_after_commits(
+        connect: Callable[..., Caller], server: Server, keys: dict[str, str]) -> None:
+    svc = server.service
+    rows = pa.table({"id": pa.array(range(60_000), pa.int64()),
+                     "city": pa.array([("a", "b", "c")[i % 3] for i in range(60_000)]),
+                     "score": pa.array([float(i) for i in range(60_000)])})
+    svc.create_group("fraud", "parted", 1, rows.slice(0, 20_000), primary_key=["id"], partition_by=["city"])
+    svc.insert("fraud", "parted", 1, rows.slice(20_000, 20_000))
+    svc.insert("fraud", "parted", 1, rows.slice(40_000))
+    svc.insert("fraud", "parted", 1, rows.slice(0, 5_000).set_column(2, "score", pa.array([-1.0] * 5_000)),
+               mode="upsert")
+    alice = connect("alice", "fraud")
+    h = alice.headers(keys["alice"], "fraud")
+    for columns in (None, ["score", "id"]):
+        ticket = P.ticket("read_group", "fraud", name="parted", version=1, columns=columns)
+        got = alice.read(ticket, h)
+        assert got.equals(svc.read_group("fraud", "parted", 1, columns))  # same rows, same order
+        assert got.num_rows == 60_000
+    assert len(alice.batches(P.ticket("read_group", "fraud", name="parted", version=1), h)) > 1
+
+
+def test_rebatch_slices_without_copying_and_keeps_the_rows_in_order() -> None:
+    table = pa.Table.from_batches([
+        pa.record_batch({"id": pa.array(range(i, i + 1000), pa.int64()),
+                         "name": pa.array([f"n{j}" for j in range(i, i + 1000)])})
+        for i in range(0, 10_000, 1000)])
+    out = rebatch(table, batch_bytes=4096)
+    assert out.equals(table)
+    sizes = [b.num_rows for b in out.to_batches()]
+    assert len(set(sizes)) == 1 and 0 < sizes[0] <= 1000  # equal slices of each 1000-row chunk
+    assert all(b.nbytes <= 4096 * 1.25 for b in out.to_batches())  # about: string lengths vary
+    first = out.column("id").chunk(0)
+    assert first.buffers()[1].address == table.column("id").chunk(0).buffers()[1].address  # a slice, no copy
+    assert rebatch(table, batch_bytes=1 << 30).column("id").num_chunks == table.column("id").num_chunks
+    empty = table.schema.empty_table()
+    assert rebatch(empty).equals(empty) and rebatch(empty).schema == table.schema
+    assert rebatch(table, batch_bytes=1).num_rows == table.num_rows  # at least one row a batch
 
 
 def test_store_errors_travel_as_the_json_shape(connect: Callable[..., Caller], keys: dict[str, str]) -> None:
