@@ -30,6 +30,8 @@ HEADER_CERT = "x-cloudsdk-cert"
 HEADER_TIMESTAMP = "x-cloudsdk-ts"
 HEADER_PROOF = "x-cloudsdk-proof"
 PROOF_MAX_SKEW_S = 300
+# A Flight error whose message holds this prefix + the JSON error shape is a cloudsdk error.
+FLIGHT_ERROR_PREFIX = "cloudsdk-error:"
 
 # HTTP status of each error code (``CloudSDKError.code``); anything else is 500.
 STATUS_OF_CODE = {

@@ -171,10 +171,10 @@ class FlightReader:
             return self.client.do_get(fl.Ticket(ticket)).read_all()
         except fl.FlightError as exc:
             text = str(exc)
-            marker = text.find("cloudsdk-error:")
+            marker = text.find(P.FLIGHT_ERROR_PREFIX)
             if marker >= 0:
                 try:
-                    payload, _ = json.JSONDecoder().raw_decode(text[marker + len("cloudsdk-error:"):])
+                    payload, _ = json.JSONDecoder().raw_decode(text[marker + len(P.FLIGHT_ERROR_PREFIX):])
                 except ValueError:
                     payload = None
                 if isinstance(payload, dict):
@@ -345,13 +345,3 @@ class RemoteBackend:
         self.rest.close()
         if self.flight is not None:
             self.flight.close()
-
-
-def tls_context_pem(path: str | None) -> bytes | None:
-    """The PEM bytes of a trust store file (None for no file)."""
-    if path is None:
-        return None
-    with open(path, "rb") as fh:
-        return fh.read()
-
-

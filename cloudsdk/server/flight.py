@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["BATCH_BYTES", "ERROR_PREFIX", "FeatureFlightServer", "flight_error", "rebatch"]
 
-ERROR_PREFIX = "cloudsdk-error:"
+ERROR_PREFIX = P.FLIGHT_ERROR_PREFIX
 MIDDLEWARE = "cloudsdk-auth"
 # The size of the record batches a result is streamed in (Arrow bytes; one Flight message each).
 BATCH_BYTES = 1 << 20

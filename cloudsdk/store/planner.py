@@ -16,7 +16,6 @@ Rules (documented in docs/query-planner.md):
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +30,6 @@ from cloudsdk.errors import (
     JoinKeyError,
     QueryError,
 )
-
-log = logging.getLogger(__name__)
 
 JOIN_TYPES = {"inner": "INNER JOIN", "left": "LEFT JOIN", "right": "RIGHT JOIN", "full": "FULL OUTER JOIN"}
 COMPARATORS = {"==": "=", "=": "=", "!=": "<>", "<": "<", "<=": "<=", ">": ">", ">=": ">="}
