@@ -134,11 +134,17 @@ ROUTES = {
     "describe_training_dataset": "GET /projects/{p}/trainingdatasets/{name}",  # ?version=
     "training_dataset_statistics": "GET /projects/{p}/trainingdatasets/{name}/statistics",
     "delete_training_dataset": "DELETE /projects/{p}/trainingdatasets/{name}/versions/{version}",
+    "create_training_dataset_from_query": "POST /projects/{p}/trainingdatasets/query",  # {"name","version","spec",...}
+    "prepare_training_dataset": "POST /projects/{p}/trainingdatasets/prepare",  # checks; S3 sink settings
+    "register_training_dataset": "POST /projects/{p}/trainingdatasets/register",  # files a client wrote to S3
     "list_storage_connectors": "GET /projects/{p}/storageconnectors",
+    "create_s3_connector": "POST /projects/{p}/storageconnectors",  # {"name","bucket",...}
+    "get_storage_connector": "GET /projects/{p}/storageconnectors/{name}",  # ?secrets=true (members)
+    "delete_storage_connector": "DELETE /projects/{p}/storageconnectors/{name}",
 }
 
 # Flight ticket operations and the store method each runs (all reads).
-FLIGHT_OPS = ("read_group", "run_query", "sql", "read_training_dataset")
+FLIGHT_OPS = ("read_group", "run_query", "sql", "read_training_dataset", "read_training_dataset_part")
 
 
 def encode_options(options: dict[str, Any]) -> str:

@@ -159,3 +159,46 @@ def apikey_revoke(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         security.revoke_api_key(args.user, args.name)
     print(f"revoked API key {args.name!r} of user {args.user!r}", file=out)
     return 0
+
+
+# --- storage connectors -------------------------------------------------------------------------
+
+def connector_create_s3(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``cloudsdk connector create-s3 PROJECT NAME --bucket B [...]``; the secret key is read
+    from stdin (``--secret-key-stdin``), never from the command line."""
+    import sys
+
+    secret = None
+    if args.secret_key_stdin:
+        secret = sys.stdin.readline().strip()
+        if not secret:
+            print("cloudsdk connector create-s3: --secret-key-stdin read an empty line", file=err)
+            return 2
+    with _open(args) as (service, _):
+        conn = service.create_s3_connector(
+            args.project, args.name, bucket=args.bucket, path=args.path or "", region=args.region,
+            endpoint_url=args.endpoint_url, access_key=args.access_key, secret_key=secret,
+            server_side_encryption=args.sse, kms_key_id=args.kms_key_id, description=args.description or "")
+    print(f"created S3 storage connector {conn['name']!r} in project {args.project!r} "
+          f"(s3://{conn['bucket']}/{conn['path']}, {conn['credentials']})", file=out)
+    return 0
+
+
+def connector_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``cloudsdk connector list PROJECT``: name, type, where, credentials (never secrets)."""
+    with _open(args) as (service, _):
+        conns = service.list_storage_connectors(args.project)
+    rows = []
+    for c in conns:
+        where = f"s3://{c['bucket']}/{c.get('path') or ''}" if c["type"] == "s3" else c.get("path", "")
+        rows.append((c["name"], c["type"], where, c.get("credentials", "")))
+    _table(out, ("name", "type", "location", "credentials"), rows)
+    return 0
+
+
+def connector_delete(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``cloudsdk connector delete PROJECT NAME``."""
+    with _open(args) as (service, _):
+        service.delete_storage_connector(args.project, args.name)
+    print(f"deleted storage connector {args.name!r} of project {args.project!r}", file=out)
+    return 0

@@ -114,6 +114,28 @@ def _admin_parsers(sub: _Subparsers) -> None:
     c.add_argument("--user", required=True, help="the key's user")
     c.add_argument("--name", required=True, help="the key's name")
 
+    connector = sub.add_parser("connector", help="create, list and delete storage connectors (S3 sinks)")
+    s3 = connector.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = command(s3, "create-s3", admin.connector_create_s3, "register an S3 bucket as a training-dataset sink")
+    c.add_argument("project", metavar="PROJECT")
+    c.add_argument("name", metavar="NAME")
+    c.add_argument("--bucket", required=True, help="the bucket")
+    c.add_argument("--path", default="", help="a prefix inside the bucket")
+    c.add_argument("--region", default=None, help="the bucket's AWS region")
+    c.add_argument("--endpoint-url", default=None, help="an S3-compatible endpoint, e.g. http://127.0.0.1:9000")
+    c.add_argument("--access-key", default=None,
+                   help="an access key id (default: readers and writers use the default AWS credential chain)")
+    c.add_argument("--secret-key-stdin", action="store_true",
+                   help="read the secret access key from the first line of stdin (never pass it as an argument)")
+    c.add_argument("--sse", default=None, choices=("AES256", "aws:kms"), help="server-side encryption of uploads")
+    c.add_argument("--kms-key-id", default=None, help="the KMS key for --sse aws:kms")
+    c.add_argument("--description", default="", help="a description")
+    c = command(s3, "list", admin.connector_list, "list a project's storage connectors (never secrets)")
+    c.add_argument("project", metavar="PROJECT")
+    c = command(s3, "delete", admin.connector_delete, "delete a storage connector no dataset uses")
+    c.add_argument("project", metavar="PROJECT")
+    c.add_argument("name", metavar="NAME")
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``cloudsdk`` command."""

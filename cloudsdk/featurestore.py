@@ -26,6 +26,7 @@ __all__ = [
     "add_metadata",
     "connect",
     "create_featuregroup",
+    "create_s3_connector",
     "create_training_dataset",
     "disconnect",
     "get_feature",
@@ -326,28 +327,44 @@ def create_training_dataset(
     featurestore: str | None = None,
     data_format: str = "tfrecords",
     training_dataset_version: int = 1,
+    sink: str | None = None,
+    path: str | None = None,
     write_mode: str = "overwrite",
-    descriptive_statistics: bool = True,
+    splits: Mapping[str, float] | None = None,
+    seed: int | None = None,
+    statistics: bool = True,
+    descriptive_statistics: bool | None = None,
     **ignored: Any,
 ) -> None:
-    """Write a dataframe as a managed training dataset (parquet, csv, tsv in this release)."""
+    """Write a dataframe (or a Query) as a training dataset.
+
+    Formats: tfrecords (default, as in hops), parquet, csv, tsv, petastorm, avro, orc, npy,
+    hdf5. ``sink`` names a storage connector (default the managed location; an S3 connector
+    writes to its bucket); ``splits={"train": 0.8, "test": 0.2}`` with ``seed``. hops' Spark
+    options (``petastorm_args``, ``fixed``, ...) are accepted and ignored.
+    """
     if ignored:
-        log.debug("create_training_dataset ignores %s in this release", sorted(ignored))
+        log.debug("create_training_dataset ignores %s", sorted(ignored))
     _fs(featurestore).create_training_dataset(
         training_dataset, features_df, version=training_dataset_version, data_format=data_format,
-        description=description, write_mode=write_mode, statistics=descriptive_statistics)
+        description=description, write_mode=write_mode,
+        statistics=statistics if descriptive_statistics is None else descriptive_statistics,
+        sink=sink, path=path, splits=splits, seed=seed)
 
 
 def get_training_dataset(training_dataset: str, featurestore: str | None = None,
-                         training_dataset_version: int = 1, dataframe_type: str = "pandas") -> Any:
-    """A training dataset's rows as ``dataframe_type``."""
-    return _fs(featurestore).get_training_dataset(training_dataset, training_dataset_version).read(dataframe_type)
+                         training_dataset_version: int = 1, dataframe_type: str = "pandas",
+                         split: str | None = None) -> Any:
+    """A training dataset's rows (of one split) as ``dataframe_type``."""
+    td = _fs(featurestore).get_training_dataset(training_dataset, training_dataset_version)
+    return td.read(dataframe_type, split=split)
 
 
 def get_training_dataset_path(training_dataset: str, featurestore: str | None = None,
-                              training_dataset_version: int = 1) -> str:
-    """The directory holding a training dataset's files (``part-r-*``)."""
-    return _fs(featurestore).get_training_dataset(training_dataset, training_dataset_version).location
+                              training_dataset_version: int = 1, split: str | None = None) -> str:
+    """The directory holding a training dataset's files (``part-r-*``): a local path, or an
+    ``s3://`` URL for a dataset on an S3 connector."""
+    return _fs(featurestore).get_training_dataset(training_dataset, training_dataset_version).get_path(split)
 
 
 def get_training_datasets(featurestore: str | None = None) -> list[str]:
@@ -369,11 +386,9 @@ def get_training_dataset_statistics(training_dataset: str, featurestore: str | N
 
 def get_training_dataset_tf_record_schema(training_dataset: str, featurestore: str | None = None,
                                           training_dataset_version: int = 1) -> Any:
-    """The tf.Example parsing schema of a tfrecords training dataset (not in this release)."""
-    raise UnsupportedError(
-        "tfrecords training datasets and their schema arrive with the training-dataset release; "
-        "write parquet, csv or tsv for now"
-    )
+    """The parsing spec of a tfrecords training dataset: a dict of ``tf.io.FixedLenFeature`` /
+    ``tf.io.VarLenFeature`` for ``tf.io.parse_single_example`` (needs TensorFlow)."""
+    return _fs(featurestore).get_training_dataset(training_dataset, training_dataset_version).tf_record_schema()
 
 
 def get_online_featurestore_connector(featurestore: str | None = None) -> Any:
@@ -384,3 +399,9 @@ def get_online_featurestore_connector(featurestore: str | None = None) -> Any:
 def get_storage_connectors(featurestore: str | None = None) -> list[tuple[str, str]]:
     """The storage connectors, as (name, type) pairs."""
     return [(c["name"], c["type"]) for c in _fs(featurestore).get_storage_connectors()]
+
+
+def create_s3_connector(name: str, bucket: str, featurestore: str | None = None, **options: Any) -> None:
+    """Register an S3 storage connector (see ``FeatureStore.create_s3_connector`` for the options:
+    path, region, endpoint_url, access_key, secret_key, server_side_encryption, ...)."""
+    _fs(featurestore).create_s3_connector(name, bucket, **options)

@@ -28,6 +28,9 @@ RUNNABLE_PAGES = [
     "types.md",
     "errors.md",
     "configuration.md",
+    "training-datasets.md",
+    "formats.md",
+    "storage-connectors.md",
     "../README.md",
 ]
 

@@ -406,20 +406,20 @@ def test_training_dataset_from_get_features(football_groups: dict[str, pd.DataFr
     assert got.num_rows == 60
 
 
-@pytest.mark.parametrize("data_format", ["tfrecords", "petastorm"])
-def test_training_dataset_formats_of_later_releases(data_format: str) -> None:
-    with pytest.raises(errors.UnsupportedError, match="parquet, csv, tsv"):
-        featurestore.create_training_dataset(_teams(), "td", data_format=data_format)
-    assert featurestore.get_training_datasets() == []
+@pytest.mark.parametrize("data_format", ["tfrecord", "TFRecords", "petastorm", "avro", "orc", "npy", "hdf5"])
+def test_training_dataset_every_format_by_name(data_format: str) -> None:
+    featurestore.create_training_dataset(_teams(), "td", data_format=data_format)
+    pd.testing.assert_frame_equal(featurestore.get_training_dataset("td"), _teams(), check_dtype=False)
 
 
 def test_training_dataset_default_format_is_the_seeds_tfrecords() -> None:
-    """hops defaults to tfrecords, which this release cannot write: it says so."""
-    with pytest.raises(errors.UnsupportedError, match="tfrecords"):
-        featurestore.create_training_dataset(_teams(), "td")
+    """hops defaults to tfrecords: so does the functional API; unknown formats are refused."""
+    featurestore.create_training_dataset(_teams(), "td")
+    path = Path(featurestore.get_training_dataset_path("td"))
+    assert [p.name for p in path.glob("part-r-*")] == ["part-r-00000.tfrecord"]
     with pytest.raises(errors.InvalidArgumentError, match="xlsx"):
-        featurestore.create_training_dataset(_teams(), "td", data_format="xlsx")
-    assert featurestore.get_training_datasets() == []
+        featurestore.create_training_dataset(_teams(), "td2", data_format="xlsx")
+    assert featurestore.get_training_datasets() == ["td_1"]
 
 
 def test_training_dataset_csv_of_arrays_is_refused() -> None:

@@ -7,7 +7,7 @@ Its ``.. code-block:: python`` blocks are extracted and classified by content:
   featurestore`` replaced by ``from cloudsdk import featurestore``, in a namespace that
   provides the names the snippet assumes (features_df, featuregroup_name, the football
   groups...), and its effect checked against pandas;
-* ``later``: needs a later release (online storage, tfrecords, petastorm, tensorflow);
+* ``later``: needs a later release (online storage);
   each feature-store call must fail with a clear UnsupportedError;
 * ``other``: not feature-store code (Airflow operators).
 
@@ -33,6 +33,7 @@ import cloudsdk
 from cloudsdk import featurestore
 from cloudsdk.errors import (
     CredentialsError,
+    InvalidArgumentError,
     TrainingDatasetNotFoundError,
     UnsupportedError,
 )
@@ -133,15 +134,15 @@ CATALOGUE: dict[str, tuple[str, Callable[[str], bool]]] = {
     "spark_sql_join": ("run", _has("spark.sql(", "JOIN attendances_features_1")),
     "houses_sold": ("run", _has('"houses_sold_featuregroup"')),
     "update_stats": ("run", _has("featurestore.update_featuregroup_stats(")),
-    "tfrecords_td": ("later", _has('create_training_dataset(features_df,training_dataset_name,data_format="tfrecords")')),
-    "tensorflow_training": ("later", _has("import tensorflow as tf", "get_training_dataset_tf_record_schema(td_name)")),
+    "tfrecords_td": ("run", _has('create_training_dataset(features_df,training_dataset_name,data_format="tfrecords")')),
+    "tensorflow_training": ("run", _has("import tensorflow as tf", "get_training_dataset_tf_record_schema(td_name)")),
     "online_write": ("later", _has("online=True, primary_key=\"id\"", "insert_into_featuregroup(sample_df")),
     "online_read": ("later", _has("WHERE primary_key=x\", online=True", "get_feature(feature_name, online=True)")),
-    "petastorm": ("later", _has('data_format="petastorm"')),
+    "petastorm": ("run", _has('data_format="petastorm"')),
     "online_inference": ("later", _has("get_online_featurestore_connector()")),
     "airflow": ("other", _has("HopsworksLaunchOperator(")),
 }
-EXPECTED_COUNTS = {"run": 14, "later": 6, "other": 1}
+EXPECTED_COUNTS = {"run": 17, "later": 3, "other": 1}
 RAN: set[str] = set()  # ids that have a test executing them (filled at import by @runs)
 
 
@@ -178,7 +179,7 @@ def test_catalogue_matches_the_manual(blocks: list[Block]) -> None:
 def test_every_runnable_snippet_is_run() -> None:
     runnable = {i for i, (cls, _) in CATALOGUE.items() if cls == "run"}
     assert runnable == RAN & runnable
-    assert len(RAN & runnable) == EXPECTED_COUNTS["run"] == 14
+    assert len(RAN & runnable) == EXPECTED_COUNTS["run"] == 17
     later = {i for i, (cls, _) in CATALOGUE.items() if cls == "later"}
     assert later <= RAN  # each later-release snippet has a test of its UnsupportedError
 
@@ -359,36 +360,60 @@ def test_twelve_features(blocks: list[Block], football: dict[str, pd.DataFrame])
     _assert_same(namespace["features_df"], _merged(football, SEED_FEATURES))
 
 
+class _TF1:
+    """TensorFlow 2 under the TF 1.x names the manual's snippets use (``tf.gfile.Glob``,
+    ``tf.parse_single_example``, ``tf.train.AdamOptimizer``); everything else is TF 2 itself."""
+
+    def __init__(self, tf: Any) -> None:
+        self._tf = tf
+        self.gfile = type("gfile", (), {"Glob": staticmethod(tf.io.gfile.glob)})
+        self.parse_single_example = tf.io.parse_single_example
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tf, name)
+
+
 @runs("tensorflow_team_position")
-def test_tensorflow_snippet_up_to_tfrecords(blocks: list[Block], football: dict[str, pd.DataFrame]) -> None:
+def test_tensorflow_team_position_snippet(blocks: list[Block], football: dict[str, pd.DataFrame]) -> None:
+    """The whole snippet: the twelve features as a tfrecords dataset, then its
+    create_tf_dataset() reads the part-r-* files back with the stored tf record schema."""
+    tf = pytest.importorskip("tensorflow")
     _load_football(football)
     code = block(blocks, "tensorflow_team_position")
-    namespace: dict[str, Any] = {}
-    run_code(lines_before(code, "create_training_dataset("), namespace)
+    namespace: dict[str, Any] = {"tf": _TF1(tf), "SHUFFLE_BUFFER_SIZE": 64, "BATCH_SIZE": 16, "NUM_EPOCHS": 2}
+    run_code(code, namespace)
     _assert_same(namespace["features_df"], _merged(football, SEED_FEATURES))
-    tfrecords = next(s for s in statements(code) if "create_training_dataset(" in s)
-    assert 'data_format="tfrecords"' in tfrecords
-    with pytest.raises(UnsupportedError, match="tfrecords"):
-        run_code(tfrecords, namespace)
-    assert featurestore.get_training_datasets() == []
+    td = featurestore.get_training_dataset_path("team_position_prediction")
+    assert sorted(p.name for p in Path(td).glob("part-r-*")) == ["part-r-00000.tfrecord"]
+    batches = list(namespace["tf_dataset"].as_numpy_iterator())
+    assert sum(len(y) for _, y in batches) == 2 * len(football["teams_features"])
+    x, y = batches[0]
+    assert x.shape == (16, 11) and y.shape == (16, 1)
+    labels = np.sort(np.concatenate([y for _, y in batches]).ravel())
+    expected = np.sort(np.tile(_merged(football, ["team_position"])["team_position"].to_numpy(np.float32), 2))
+    np.testing.assert_array_equal(labels, expected)
 
 
 @runs("twelve_features_td")
 def test_twelve_features_then_default_format_dataset(blocks: list[Block],
                                                      football: dict[str, pd.DataFrame]) -> None:
     """The manual's create_training_dataset(features_df, "td_name") takes hops' default format,
-    tfrecords, which arrives in a later release: a clear UnsupportedError, nothing written."""
+    tfrecords."""
     _load_football(football)
     code = block(blocks, "twelve_features_td")
     namespace: dict[str, Any] = {"featurestore": featurestore}
-    run_code(lines_before(code, "create_training_dataset("), namespace)
+    run_code(code, namespace)
     _assert_same(namespace["features_df"], _merged(football, SEED_FEATURES))
-    with pytest.raises(UnsupportedError, match="tfrecords"):
-        run_code(lines_from(code, "create_training_dataset("), namespace)
-    assert featurestore.get_training_datasets() == []
-    # with a format of this release the same call works
-    featurestore.create_training_dataset(namespace["features_df"], "td_name", data_format="parquet")
-    _assert_same(featurestore.get_training_dataset("td_name"), _merged(football, SEED_FEATURES))
+    assert featurestore.get_training_datasets() == ["td_name_1"]
+    td = featurestore._fs().get_training_dataset("td_name", 1)
+    assert td.data_format == "tfrecords"
+    expected = _merged(football, SEED_FEATURES)
+    got = featurestore.get_training_dataset("td_name")
+    # tf.train.Example holds float32: compare at that precision
+    for col in expected.columns:
+        if expected[col].dtype.kind == "f":
+            expected[col] = expected[col].astype(np.float32).astype(np.float64)
+    _assert_same(got[list(expected.columns)], expected)
 
 
 @runs("spark_sql_join")
@@ -448,33 +473,53 @@ def test_update_featuregroup_stats(blocks: list[Block]) -> None:
     assert stored is not None and sorted(stored.features) == ["val_1", "val_2"]
 
 
-# --- snippets of later releases: clear UnsupportedErrors --------------------------------------------
-
-
 @runs("tfrecords_td")
 def test_tfrecords_training_dataset(blocks: list[Block]) -> None:
     namespace: dict[str, Any] = {"features_df": _sample(5), "training_dataset_name": "td_name"}
-    with pytest.raises(UnsupportedError, match="tfrecords"):
-        run_code(block(blocks, "tfrecords_td"), namespace)
-    assert featurestore.get_training_datasets() == []
+    run_code(block(blocks, "tfrecords_td"), namespace)
+    assert featurestore.get_training_datasets() == ["td_name_1"]
+    spec = featurestore.get_training_dataset_tf_record_schema("td_name")
+    assert sorted(spec) == ["id", "val_1", "val_2"]
+
+
+def _chained(code: str) -> str:
+    """The manual prints a method chain over several lines without parentheses; join each
+    line that starts with ``.`` to the one before, as the author meant."""
+    out: list[str] = []
+    for line in code.splitlines():
+        if line.strip().startswith(".") and out:
+            out[-1] += line.strip()
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n"
 
 
 @runs("tensorflow_training")
 def test_tensorflow_training_snippet(blocks: list[Block]) -> None:
-    """The snippet is not valid Python as printed (a method chain over several lines), and needs
-    tensorflow and tfrecords: check the feature-store calls it makes."""
-    code = block(blocks, "tensorflow_training")
+    """The manual's training snippet, up to the model: it globs part-r-* in the dataset's
+    directory and parses each record with the stored tf record schema."""
+    tf = pytest.importorskip("tensorflow")
+    code = _chained(block(blocks, "tensorflow_training"))
+    # TF 1.x names: the namespace's tf maps them onto TF 2 (see _TF1)
+    assert code.count("import tensorflow as tf\n") == 1
+    code = code.replace("import tensorflow as tf\n", "")
     calls = set(re.findall(r"featurestore\.(\w+)\(", code))
     assert calls == {"get_training_dataset_path", "get_training_dataset_tf_record_schema"}
-    namespace: dict[str, Any] = {"td_name": "td_name"}
-    # its training dataset cannot exist (tfrecords is a later format), so its path is not found
+    featurestore.create_training_dataset(_sample(40), "td_name", data_format="tfrecords")
+    namespace: dict[str, Any] = {"td_name": "td_name", "tf": _TF1(tf), "shuffle_buffer_size": 8,
+                                 "batch_size": 10, "num_epochs": 1}
+    run_code(lines_before(code, "# three layer MLP"), namespace)
+    batches = list(namespace["dataset"].as_numpy_iterator())
+    assert [len(b["id"]) for b in batches] == [10, 10, 10, 10]
+    assert sorted(np.concatenate([b["id"] for b in batches]).tolist()) == list(range(40))
+
+
+def test_tf_record_schema_of_another_format_is_refused() -> None:
+    featurestore.create_training_dataset(_sample(3), "td_parquet", data_format="parquet")
+    with pytest.raises(InvalidArgumentError, match="tfrecords"):
+        featurestore.get_training_dataset_tf_record_schema("td_parquet")
     with pytest.raises(TrainingDatasetNotFoundError, match="td_name"):
-        run_code("from hops import featurestore\nfeaturestore.get_training_dataset_path(td_name)\n", namespace)
-
-
-def test_tf_record_schema_is_a_clear_unsupported_error() -> None:
-    with pytest.raises(UnsupportedError):
-        featurestore.get_training_dataset_tf_record_schema("td_name")  # type: ignore[attr-defined]
+        featurestore.get_training_dataset_tf_record_schema("td_name")
 
 
 def _petastorm_code(blocks: list[Block]) -> str:
@@ -484,20 +529,26 @@ def _petastorm_code(blocks: list[Block]) -> str:
     return code.replace("df_train=...", "")
 
 
+def _mnist(n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(5)
+    return pd.DataFrame({"image": [rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(n)],
+                         "digit": rng.integers(0, 10, n).astype(np.int64)})
+
+
 @runs("petastorm")
-def test_petastorm_format_is_unsupported(blocks: list[Block]) -> None:
-    code = _petastorm_code(blocks)
-    # the manual's dataset name has capitals, which cloudsdk names refuse (see the next test)
-    assert code.count('"MNIST_train_petastorm"') == 1
-    code = code.replace('"MNIST_train_petastorm"', '"mnist_train_petastorm"')
-    with pytest.raises(UnsupportedError, match="petastorm"):
-        run_code(code, {"df_train": _sample(4)})
-    assert featurestore.get_training_datasets() == []
-
-
-def test_petastorm_snippet_as_printed(blocks: list[Block]) -> None:
-    with pytest.raises(UnsupportedError, match="petastorm"):
-        run_code(_petastorm_code(blocks), {"df_train": _sample(4)})
+def test_petastorm_snippet_writes_a_petastorm_dataset(blocks: list[Block]) -> None:
+    """The writing half of the manual's MNIST snippet, as printed (28x28 images + digits). The
+    reading half (petastorm's make_reader + DataLoader) needs petastorm, which only installs
+    beside pyarrow <= 14: tests/test_legacy_env.py runs it in the legacy ML environment."""
+    df = _mnist(12)
+    run_code(_petastorm_code(blocks), {"df_train": df})
+    path = Path(featurestore.get_training_dataset_path("MNIST_train_petastorm"))
+    assert (path / "_common_metadata").is_file()
+    assert sorted(p.name for p in path.glob("part-r-*")) == ["part-r-00000.parquet"]
+    back = featurestore.get_training_dataset("MNIST_train_petastorm", dataframe_type="pyarrow")
+    images = np.array(back.column("image").to_pylist(), dtype=np.uint8)
+    assert images.shape == (12, 28, 28) and (images == np.stack(df["image"])).all()
+    assert back.column("digit").to_pylist() == df["digit"].tolist()
 
 
 @runs("online_write")

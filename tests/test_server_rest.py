@@ -201,7 +201,27 @@ WRITE_REQUESTS = {
     "compute_statistics": ("POST", "/projects/{p}/featuregroups/tx/statistics"),
     "create_training_dataset": ("POST", "/projects/{p}/trainingdatasets"),
     "delete_training_dataset": ("DELETE", "/projects/{p}/trainingdatasets/td/versions/1"),
+    "create_training_dataset_from_query": ("POST", "/projects/{p}/trainingdatasets/query"),
+    "prepare_training_dataset": ("POST", "/projects/{p}/trainingdatasets/prepare"),
+    "register_training_dataset": ("POST", "/projects/{p}/trainingdatasets/register"),
+    "create_s3_connector": ("POST", "/projects/{p}/storageconnectors"),
+    "delete_storage_connector": ("DELETE", "/projects/{p}/storageconnectors/s3c"),
 }
+
+
+def test_connector_secrets_go_only_to_members(client: TestClient, server: Server, keys: dict[str, str]) -> None:
+    server.service.create_s3_connector("fraud", "s3c", bucket="fraud-bucket", access_key="AKIAFRAUD",
+                                       secret_key="fraud-secret-key")
+    url = f"{API}/projects/fraud/storageconnectors/s3c"
+    plain = client.get(url, headers=auth(keys["bob"]))
+    assert plain.status_code == 200 and "fraud-secret-key" not in plain.text
+    assert plain.json()["credentials"] == "access key pair"
+    member = client.get(url, params={"secrets": "true"}, headers=auth(keys["bob"]))
+    assert member.status_code == 200 and member.json()["secret_key"] == "fraud-secret-key"
+    reader = client.get(url, params={"secrets": "true"}, headers=auth(keys["dave"], "reader"))
+    assert "members" in assert_error(reader, 403, "forbidden")["message"]
+    listed = client.get(f"{API}/projects/fraud/storageconnectors", headers=auth(keys["dave"], "reader"))
+    assert listed.status_code == 200 and "fraud-secret-key" not in listed.text
 
 
 def test_write_requests_cover_every_write_route() -> None:

@@ -3,7 +3,7 @@
 Usage (from anywhere; paths are relative to the repository root)::
 
     python3.11 tools/dev.py demo [args...]     # cloudsdk demo on the embedded store
-    python3.11 tools/dev.py test [pytest args...]  # ruff, mypy, then pytest
+    python3.11 tools/dev.py test [pytest args...]  # ruff, mypy, then pytest (builds .venv-legacy too)
     python3.11 tools/dev.py setup              # only create/refresh .venv
 
 The first run creates ``.venv`` at the repository root with the interpreter that
@@ -46,14 +46,14 @@ STAMP = VENV / ".cloudsdk-dev-stamp"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 EXTRAS = "test,all"
-LINT_PATHS = ("cloudsdk", "tests", "benchmarks", "examples")
+LINT_PATHS = ("cloudsdk", "tests", "benchmarks", "examples", "tools")
 
 USAGE = """\
 usage: python3.11 tools/dev.py COMMAND [ARGS...]
 
 commands:
   demo [args...]         set up .venv, then run `cloudsdk demo [args...]`
-  test [pytest args...]  set up .venv, then ruff check, mypy, pytest [args...]
+  test [pytest args...]  set up .venv and .venv-legacy, then ruff check, mypy, pytest [args...]
   setup                  only create or refresh .venv
 """
 
@@ -134,8 +134,21 @@ def cmd_demo(args: list[str]) -> None:
     check([BIN / "cloudsdk", "demo", *args], cwd=Path.cwd())
 
 
+def ensure_legacy() -> None:
+    """Build ``.venv-legacy`` (the legacy ML client environment its tests run in)."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import legacy_env
+
+    try:
+        legacy_env.ensure_legacy_venv(ROOT)
+    except legacy_env.LegacyEnvError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise StepFailed(1) from exc
+
+
 def cmd_test(args: list[str]) -> None:
     ensure_venv()
+    ensure_legacy()
     paths = [p for p in LINT_PATHS if (ROOT / p).exists()]
     header("[1/3] ruff check " + " ".join(paths))
     check([PYTHON, "-m", "ruff", "check", *paths])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,11 @@ class FeatureStore:
         self.project = project
         self.name = f"{project}_featurestore"
         self.acting_project = acting_project or project
+
+    @property
+    def is_remote(self) -> bool:
+        """True when the store is reached through a server (False: embedded in this process)."""
+        return hasattr(self._backend, "rest")
 
     @property
     def read_only(self) -> bool:
@@ -190,23 +196,75 @@ class FeatureStore:
         description: str = "",
         write_mode: str = "overwrite",
         statistics: bool = True,
+        sink: str | None = None,
+        path: str | None = None,
+        splits: Mapping[str, float] | None = None,
+        seed: int | None = None,
+        rows_per_file: int | None = None,
     ) -> TrainingDataset:
         """Materialise a dataframe or a Query as training dataset files.
 
-        Formats in this release: parquet, csv, tsv.
+        Args:
+            name: letters, digits and ``_``, starting with a letter.
+            data: a pandas / polars / pyarrow dataframe, or a :class:`Query` (the store runs it
+                and records the feature groups, versions and commits it read as provenance).
+            version: default: one more than the latest version.
+            data_format: tfrecords (or tfrecord), parquet, csv, tsv, petastorm, avro, orc, npy,
+                hdf5 (see docs/formats.md).
+            write_mode: ``"overwrite"`` replaces an existing version; ``"error"`` refuses it.
+            statistics: compute descriptive statistics and store them with the dataset.
+            sink: a storage connector's name: default the project's managed location; an S3
+                connector writes the files to its bucket (an external training dataset).
+            path: a sub-directory under the sink (default ``<name>_<version>`` at its root).
+            splits: e.g. ``{"train": 0.8, "test": 0.2}``: each split in its own directory.
+            seed: the seed of the split draw (recorded; default a random one).
+            rows_per_file: rows per ``part-r-*`` file (default 1,000,000).
+
+        Raises:
+            InvalidArgumentError, SchemaMismatchError (e.g. arrays in csv), AlreadyExistsError
+            (``write_mode="error"``), StorageConnectorNotFoundError, PermissionDeniedError
+            (S3 access denied), StorageError (a bucket that does not exist).
         """
         self._check_writable()
-        provenance: dict[str, Any] = {}
+        opts: dict[str, Any] = {
+            "data_format": data_format, "description": description, "write_mode": write_mode,
+            "compute_statistics": statistics, "sink": sink, "path": path,
+            "splits": dict(splits) if splits is not None else None, "seed": seed, "rows_per_file": rows_per_file}
         if isinstance(data, Query):
-            spec = data.to_dict()
-            provenance = {"query": spec}
-            table = data.to_arrow()
-        else:
-            table = to_arrow(data)
-        meta = self._backend.create_training_dataset(
-            self.project, name, version, table, data_format=data_format, description=description,
-            write_mode=write_mode, provenance=provenance, compute_statistics=statistics)
+            meta = self._backend.create_training_dataset_from_query(self.project, name, version, data.to_dict(), **opts)
+            return TrainingDataset(self, meta)
+        table = to_arrow(data)
+        if self.is_remote and sink is not None and sink != f"{self.project}_training_datasets":
+            plan = self._backend.prepare_training_dataset(
+                self.project, name, version, data_format=data_format, sink=sink, path=path, write_mode=write_mode)
+            if "s3" in plan:
+                return TrainingDataset(self, self._write_to_s3(table, plan, opts))
+        meta = self._backend.create_training_dataset(self.project, name, version, table, **opts)
         return TrainingDataset(self, meta)
+
+    def _write_to_s3(self, table: Any, plan: Mapping[str, Any], opts: Mapping[str, Any]) -> dict[str, Any]:
+        """Write a DataFrame straight to an S3 sink, then register it with the server."""
+        import base64
+
+        from cloudsdk.datasets.writer import ROWS_PER_FILE, S3Target, write_dataset
+
+        target = S3Target(plan["s3"], plan["location"])
+        layout = write_dataset(table, table.schema, plan["data_format"], target, splits=opts["splits"],
+                               seed=opts["seed"], rows_per_file=opts["rows_per_file"] or ROWS_PER_FILE)
+        try:
+            return self._backend.register_training_dataset(
+                self.project, plan["name"], int(plan["version"]), data_format=plan["data_format"],
+                sink=opts["sink"], path=opts["path"],
+                arrow_schema=base64.b64encode(table.schema.serialize().to_pybytes()).decode("ascii"),
+                layout=layout, description=opts["description"], provenance={},
+                compute_statistics=opts["compute_statistics"], write_mode=opts["write_mode"])
+        except BaseException:
+            if target.fresh:  # nothing was registered there before: leave no unregistered files
+                from cloudsdk.datasets import s3 as s3util
+
+                with contextlib.suppress(Exception):
+                    s3util.delete_prefix(plan["s3"], plan["location"])
+            raise
 
     def get_training_dataset(self, name: str, version: int | None = None) -> TrainingDataset:
         """A training dataset; the latest version unless ``version`` is given."""
@@ -217,8 +275,47 @@ class FeatureStore:
         return [TrainingDataset(self, m) for m in self._backend.list_training_datasets(self.project)]
 
     def get_storage_connectors(self) -> list[dict[str, Any]]:
-        """The project's storage connectors."""
+        """The project's storage connectors (the defaults, then S3 ones; secrets masked)."""
         return self._backend.list_storage_connectors(self.project)
+
+    def get_storage_connector(self, name: str) -> dict[str, Any]:
+        """One storage connector's settings (secrets masked)."""
+        return self._backend.get_storage_connector(self.project, name)
+
+    def create_s3_connector(
+        self,
+        name: str,
+        bucket: str,
+        *,
+        path: str = "",
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        session_token: str | None = None,
+        server_side_encryption: str | None = None,
+        kms_key_id: str | None = None,
+        description: str = "",
+        exist_ok: bool = False,
+    ) -> dict[str, Any]:
+        """Register an S3 bucket (and prefix ``path``) as a sink for external training datasets.
+
+        Without ``access_key``/``secret_key`` the default AWS credential chain is used by
+        whoever reads or writes (a notebook's role). The key pair is stored encrypted and
+        given only to members of this project. ``server_side_encryption``: ``"AES256"`` or
+        ``"aws:kms"`` (with ``kms_key_id``). ``endpoint_url`` for S3-compatible stores.
+        """
+        self._check_writable()
+        return self._backend.create_s3_connector(
+            self.project, name, bucket=bucket, path=path, region=region, endpoint_url=endpoint_url,
+            access_key=access_key, secret_key=secret_key, session_token=session_token,
+            server_side_encryption=server_side_encryption, kms_key_id=kms_key_id,
+            description=description, exist_ok=exist_ok)
+
+    def delete_storage_connector(self, name: str) -> None:
+        """Remove an S3 connector that no training dataset uses."""
+        self._check_writable()
+        self._backend.delete_storage_connector(self.project, name)
 
     def __repr__(self) -> str:
         shared = f", shared read-only with {self.acting_project!r}" if self.read_only else ""

@@ -39,7 +39,15 @@ def to_arrow(data: Any) -> pa.Table:
             if index_names:
                 data = data.reset_index()
             try:
-                return pa.Table.from_pandas(data, preserve_index=False)
+                columns = [str(c) for c in data.columns]
+                arrays = _multidim_columns(data)
+                table = pa.Table.from_pandas(data.drop(columns=list(arrays)) if arrays else data,
+                                             preserve_index=False)
+                if arrays:
+                    for name, array in arrays.items():
+                        table = table.append_column(name, array)
+                    table = table.select(columns)
+                return table
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                 raise InvalidArgumentError(f"cannot convert the pandas DataFrame to Arrow: {exc}") from exc
     if module == "polars":
@@ -63,6 +71,44 @@ def to_arrow(data: Any) -> pa.Table:
     raise InvalidArgumentError(
         f"cannot use a {type(data).__name__} as a dataframe: pass pandas, polars or pyarrow"
     )
+
+
+def _dense(value: np.ndarray) -> np.ndarray:
+    """A numpy array of arrays (what pandas gives for a nested list column) as one n-D array;
+    other arrays unchanged. Ragged contents stay an object array."""
+    if value.dtype != object or not len(value) or not all(isinstance(v, np.ndarray) for v in value):
+        return value
+    parts = [_dense(v) for v in value]
+    if any(p.shape != parts[0].shape or p.dtype == object for p in parts):
+        return value
+    return np.stack(parts)
+
+
+def _multidim_columns(frame: Any) -> dict[str, pa.Array]:
+    """Object columns of n-D numpy arrays (n >= 2, one shape per column, e.g. 28x28 images,
+    also as pandas gives them back: arrays of arrays) as nested fixed-size lists, which keep
+    the shape (pyarrow itself only takes 1-D arrays)."""
+    out: dict[str, pa.Array] = {}
+    for name in frame.columns:
+        col = frame[name]
+        if col.dtype != object or not len(col):
+            continue
+        first = next((v for v in col if v is not None), None)
+        if not isinstance(first, np.ndarray):
+            continue
+        first = _dense(first)
+        if first.ndim < 2 or first.dtype == object:
+            continue
+        values = [_dense(v) if isinstance(v, np.ndarray) else v for v in col]
+        if any(not isinstance(v, np.ndarray) or v.shape != first.shape for v in values):
+            raise InvalidArgumentError(
+                f"column {name!r} holds arrays of shape {first.shape}; every row needs an array of that shape")
+        stacked = np.ascontiguousarray(np.stack(values))
+        array: pa.Array = pa.array(stacked.reshape(-1))
+        for size in reversed(first.shape):
+            array = pa.FixedSizeListArray.from_arrays(array, size)
+        out[str(name)] = array
+    return out
 
 
 _EXACT_FLOAT_INT = 2**53

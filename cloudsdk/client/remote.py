@@ -311,14 +311,23 @@ class RemoteBackend:
         return self._read("sql", project, query=query, dialect=dialect)
 
     # --- training datasets ---------------------------------------------------------------------
-    def create_training_dataset(self, project: str, name: str, version: int | None, data: pa.Table, *,
-                                data_format: str = "parquet", description: str = "", write_mode: str = "overwrite",
-                                provenance: Mapping[str, Any] | None = None,
-                                compute_statistics: bool = True) -> dict[str, Any]:
-        opts = {"name": name, "version": version, "data_format": data_format, "description": description,
-                "write_mode": write_mode, "provenance": dict(provenance or {}),
-                "compute_statistics": compute_statistics}
+    def create_training_dataset(self, project: str, name: str, version: int | None, data: pa.Table,
+                                **options: Any) -> dict[str, Any]:
+        opts = {"name": name, "version": version, **options}
         return self.rest.call("create_training_dataset", p=project, table=data, options=opts)
+
+    def create_training_dataset_from_query(self, project: str, name: str, version: int | None,
+                                           spec: Mapping[str, Any], **options: Any) -> dict[str, Any]:
+        body = {"name": name, "version": version, "spec": dict(spec), **options}
+        return self.rest.call("create_training_dataset_from_query", p=project, json_body=body)
+
+    def prepare_training_dataset(self, project: str, name: str, version: int | None, **options: Any) -> dict[str, Any]:
+        body = {"name": name, "version": version, **options}
+        return self.rest.call("prepare_training_dataset", p=project, json_body=body)
+
+    def register_training_dataset(self, project: str, name: str, version: int, **options: Any) -> dict[str, Any]:
+        body = {"name": name, "version": version, **options}
+        return self.rest.call("register_training_dataset", p=project, json_body=body)
 
     def describe_training_dataset(self, project: str, name: str, version: int | None = None) -> dict[str, Any]:
         return self.rest.call("describe_training_dataset", p=project, name=name,
@@ -327,8 +336,14 @@ class RemoteBackend:
     def list_training_datasets(self, project: str) -> list[dict[str, Any]]:
         return list(self.rest.call("list_training_datasets", p=project))
 
-    def read_training_dataset(self, project: str, name: str, version: int | None = None) -> pa.Table:
-        return self._read("read_training_dataset", project, name=name, version=version)
+    def read_training_dataset(self, project: str, name: str, version: int | None = None,
+                              split: str | None = None) -> pa.Table:
+        return self._read("read_training_dataset", project, name=name, version=version, split=split)
+
+    def read_training_dataset_part(self, project: str, name: str, version: int, file: str,
+                                   columns: Sequence[str] | None = None) -> pa.Table:
+        return self._read("read_training_dataset_part", project, name=name, version=version, file=file,
+                          columns=list(columns) if columns else None)
 
     def training_dataset_statistics(self, project: str, name: str,
                                     version: int | None = None) -> dict[str, Any] | None:
@@ -340,6 +355,16 @@ class RemoteBackend:
 
     def list_storage_connectors(self, project: str) -> list[dict[str, Any]]:
         return list(self.rest.call("list_storage_connectors", p=project))
+
+    def create_s3_connector(self, project: str, name: str, **options: Any) -> dict[str, Any]:
+        return self.rest.call("create_s3_connector", p=project, json_body={"name": name, **options})
+
+    def get_storage_connector(self, project: str, name: str, *, with_secrets: bool = False) -> dict[str, Any]:
+        return self.rest.call("get_storage_connector", p=project, name=name,
+                              params={"secrets": "true" if with_secrets else None})
+
+    def delete_storage_connector(self, project: str, name: str) -> None:
+        self.rest.call("delete_storage_connector", p=project, name=name)
 
     def close(self) -> None:
         self.rest.close()

@@ -32,7 +32,7 @@ import pyarrow as pa
 
 from cloudsdk import __version__
 from cloudsdk import _protocol as P
-from cloudsdk.errors import CloudSDKError, InvalidArgumentError
+from cloudsdk.errors import CloudSDKError, InvalidArgumentError, PermissionDeniedError
 from cloudsdk.server.app import Server, missing_extra, parse_api_key
 from cloudsdk.store.security import Principal
 
@@ -55,6 +55,8 @@ __all__ = ["ARROW_ROUTES", "PROJECT_SCOPE_ROUTES", "WRITE_ROUTES", "create_app"]
 WRITE_ROUTES = frozenset({
     "create_group", "update_group", "delete_group", "insert", "add_metadata", "remove_metadata",
     "compute_statistics", "create_training_dataset", "delete_training_dataset",
+    "create_training_dataset_from_query", "prepare_training_dataset", "register_training_dataset",
+    "create_s3_connector", "delete_storage_connector",
 })
 # Routes about the project itself (the key needs the ``project`` scope; no shared stores).
 PROJECT_SCOPE_ROUTES = frozenset({"get_project", "featurestores", "credentials"})
@@ -425,9 +427,81 @@ def create_app(server: Server) -> FastAPI:
         await call("delete_training_dataset", p, name, version, lock=("td", p, name))
         return Response(status_code=204)
 
+    td_options = {"data_format": {"type": "string"}, "description": {"type": "string"},
+                  "write_mode": {"type": "string"}, "sink": {"type": "string"}, "path": {"type": "string"},
+                  "splits": {"type": "object"}, "seed": {"type": "integer"},
+                  "compute_statistics": {"type": "boolean"}, "rows_per_file": {"type": "integer"}}
+
+    @route("create_training_dataset_from_query", status_code=201,
+           body=obj(name={"type": "string"}, version={"type": "integer"}, spec={"type": "object"}, **td_options))
+    async def create_training_dataset_from_query(
+            request: Request, p: str, who: Caller = Depends(guard("create_training_dataset_from_query"))) -> Any:
+        """The server runs the query (pinned to each feature group's current commit) and writes
+        the dataset to the managed location or the S3 sink."""
+        body = await _json_body(request)
+        name = _pop_name(body, "training dataset")
+        version = body.pop("version", None)
+        spec = body.pop("spec", None)
+        if not isinstance(spec, dict):
+            raise InvalidArgumentError('the body must hold the query as "spec"')
+        return await call("create_training_dataset_from_query", p, name, version, spec,
+                          lock=("td", p, name), **body)
+
+    @route("prepare_training_dataset",
+           body=obj(name={"type": "string"}, version={"type": "integer"}, data_format={"type": "string"},
+                    sink={"type": "string"}, path={"type": "string"}, write_mode={"type": "string"}))
+    async def prepare_training_dataset(request: Request, p: str,
+                                       who: Caller = Depends(guard("prepare_training_dataset"))) -> Any:
+        """Checks a new dataset's name, version, format and sink; for an S3 sink returns the
+        connector's settings and credentials so the client can write the files itself."""
+        body = await _json_body(request)
+        name = _pop_name(body, "training dataset")
+        version = body.pop("version", None)
+        return await call("prepare_training_dataset", p, name, version, **body)
+
+    @route("register_training_dataset", status_code=201,
+           body=obj(name={"type": "string"}, version={"type": "integer"}, layout={"type": "object"},
+                    arrow_schema={"type": "string"}, provenance={"type": "object"}, **td_options))
+    async def register_training_dataset(request: Request, p: str,
+                                        who: Caller = Depends(guard("register_training_dataset"))) -> Any:
+        """Registers a dataset the client wrote to an S3 sink (checked and described by the server)."""
+        body = await _json_body(request)
+        name = _pop_name(body, "training dataset")
+        version = body.pop("version", None)
+        if not isinstance(version, int):
+            raise InvalidArgumentError("register_training_dataset needs the version prepare_training_dataset gave")
+        return await call("register_training_dataset", p, name, version, lock=("td", p, name), **body)
+
     @route("list_storage_connectors")
     async def list_storage_connectors(p: str, who: Caller = Depends(guard("list_storage_connectors"))) -> Any:
         return await call("list_storage_connectors", p)
+
+    @route("create_s3_connector", status_code=201,
+           body=obj(name={"type": "string"}, bucket={"type": "string"}, path={"type": "string"},
+                    region={"type": "string"}, endpoint_url={"type": "string"},
+                    access_key={"type": "string"}, secret_key={"type": "string"},
+                    session_token={"type": "string"}, server_side_encryption={"type": "string"},
+                    kms_key_id={"type": "string"}, description={"type": "string"}, exist_ok={"type": "boolean"}))
+    async def create_s3_connector(request: Request, p: str,
+                                  who: Caller = Depends(guard("create_s3_connector"))) -> Any:
+        body = await _json_body(request)
+        name = _pop_name(body, "storage connector")
+        return await call("create_s3_connector", p, name, lock=("connector", p, name), **body)
+
+    @route("get_storage_connector")
+    async def get_storage_connector(p: str, name: str, secrets: bool = Query(False, description=(
+            "include the access key pair (members of the project only, not via a share)")),
+            who: Caller = Depends(guard("get_storage_connector"))) -> Any:
+        if secrets and who.acting != p:
+            raise PermissionDeniedError(
+                f"storage connector credentials of project {p!r} are only given to its members")
+        return await call("get_storage_connector", p, name, with_secrets=secrets)
+
+    @route("delete_storage_connector", status_code=204)
+    async def delete_storage_connector(p: str, name: str,
+                                       who: Caller = Depends(guard("delete_storage_connector"))) -> Any:
+        await call("delete_storage_connector", p, name, lock=("connector", p, name))
+        return Response(status_code=204)
 
     # --- errors ----------------------------------------------------------------------------------
 

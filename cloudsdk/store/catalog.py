@@ -141,6 +141,22 @@ storage_connectors = sa.Table(
     sa.UniqueConstraint("fs_id", "name"),
 )
 
+# Training-dataset layout (files, splits, seed, tf schema) and connector secrets: new tables
+# only, so existing catalogs gain them on open.
+training_dataset_layouts = sa.Table(
+    "training_dataset_layouts",
+    metadata,
+    sa.Column("td_id", sa.ForeignKey("training_datasets.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("content", sa.Text, nullable=False, default="{}"),  # JSON
+)
+
+connector_secrets = sa.Table(
+    "connector_secrets",
+    metadata,
+    sa.Column("connector_id", sa.ForeignKey("storage_connectors.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("ciphertext", sa.Text, nullable=False),  # Fernet token of the secrets' JSON
+)
+
 # --- security: users, project membership, API keys, read-only sharing ------------------
 # (see cloudsdk.store.security; new tables only, so existing catalogs gain them on open)
 

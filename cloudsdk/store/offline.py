@@ -113,6 +113,11 @@ class OfflineTable:
         """The table (at ``version``, default latest) as a pyarrow dataset."""
         return self._open(version).to_pyarrow_dataset(filesystem=self._filesystem())
 
+    def snapshot(self) -> tuple[pads.Dataset, int]:
+        """The latest snapshot as a pyarrow dataset, with its commit version (read together)."""
+        dt = self._open()
+        return dt.to_pyarrow_dataset(filesystem=self._filesystem()), int(dt.version())
+
     def version(self) -> int:
         """The latest commit version."""
         return int(self._open().version())

@@ -514,11 +514,15 @@ class FeatureStoreService(TrainingDatasetsMixin):
         table = OfflineTable(row.location).dataset().to_table(columns=cols)
         return schema.from_storage(table, logical)
 
-    def _datasets(self, project: str, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], Any]:
+    def _datasets(self, project: str, keys: Iterable[tuple[str, int]],
+                  commits: dict[tuple[str, int], int] | None = None) -> dict[tuple[str, int], Any]:
         out = {}
         for name, version in keys:
             row = self._group_row(project, name, version)
-            out[(name, version)] = (OfflineTable(row.location).dataset(), schema.deserialize_schema(row.arrow_schema))
+            dataset, commit = OfflineTable(row.location).snapshot()
+            if commits is not None:
+                commits[(name, version)] = commit
+            out[(name, version)] = (dataset, schema.deserialize_schema(row.arrow_schema))
         return out
 
     def plan(self, project: str, spec: Mapping[str, Any]) -> tuple[str, list[tuple[str, planner.GroupInfo]]]:
@@ -528,9 +532,15 @@ class FeatureStoreService(TrainingDatasetsMixin):
 
     def run_query(self, project: str, spec: Mapping[str, Any]) -> pa.Table:
         """Execute a query spec (select/join/filter over feature groups)."""
+        return self.run_query_pinned(project, spec)[0]
+
+    def run_query_pinned(self, project: str, spec: Mapping[str, Any]) -> tuple[pa.Table, list[dict[str, Any]]]:
+        """Execute a query spec; also returns the feature groups it read, each with the offline
+        commit (Delta version) it was read at: ``[{"name", "version", "commit"}]``."""
         sql_text, outputs = self.plan(project, spec)
         keys = sorted(set(planner.tables_of(spec)))
-        sources = self._datasets(project, keys)
+        commits: dict[tuple[str, int], int] = {}
+        sources = self._datasets(project, keys, commits)
         table = sqlbox.execute(sql_text, {f"{n}_{v}": sources[(n, v)][0] for n, v in keys})
         fields = []
         for (col, g), arr_field in zip(outputs, table.schema, strict=True):
@@ -538,7 +548,8 @@ class FeatureStoreService(TrainingDatasetsMixin):
             fields.append(pa.field(col, logical.field(col).type) if col in logical.names else arr_field)
         target = pa.schema(fields)
         table = table if table.schema.equals(target) else table.cast(target, safe=False)
-        return schema.with_pandas_metadata(table, [s for _, s in sources.values()])
+        read = [{"name": n, "version": v, "commit": commits[(n, v)]} for n, v in keys]
+        return schema.with_pandas_metadata(table, [s for _, s in sources.values()]), read
 
     def feature_query(self, project: str, features: Sequence[str],
                       featuregroups_version_dict: Mapping[str, int] | None = None,
