@@ -73,6 +73,7 @@ def connect(
     secret_prefix: str = "hopsworks/role/",
     *,
     path: str | os.PathLike[str] | None = None,
+    reuse_certificates: bool = False,
 ) -> Connection:
     """Make the connection that every function of this module uses.
 
@@ -81,7 +82,8 @@ def connect(
     """
     global _connection
     conn = _connect(host, project_name, port, region_name, secrets_store, api_key_file, api_key_value,
-                    cert_folder, hostname_verification, trust_store_path, role, secret_prefix, path=path)
+                    cert_folder, hostname_verification, trust_store_path, role, secret_prefix, path=path,
+                    reuse_certificates=reuse_certificates)
     with _lock:
         old, _connection = _connection, conn
     if old is not None:

@@ -41,6 +41,8 @@ import cloudsdk
 from cloudsdk import featurestore
 from cloudsdk.errors import (
     AuthenticationError,
+    CertificateError,
+    ConfigurationError,
     PermissionDeniedError,
     ProjectNotFoundError,
     ServiceError,
@@ -341,6 +343,27 @@ def test_certificates_in_a_local_folder(remote_store: RemoteStore, tmp_path: Pat
     assert _files_under(folder) == ["keep.txt"]
     assert not (folder / HOST).exists()
     conn.close()  # again: nothing left to do
+
+
+def test_executors_reuse_the_drivers_certificates(remote_store: RemoteStore, tmp_path: Path) -> None:
+    """reuse_certificates=True (Spark executors): no new certificate is fetched, the driver's
+    files on the shared folder are used (without the driver's trust store: the CA chain on the
+    folder is trusted), and closing the executor's connection leaves them in place."""
+    project, key = remote_store.new_project()
+    folder = tmp_path / "mount"
+    driver = _connect(remote_store, project, key, cert_folder=str(folder))
+    driver.get_feature_store().create_feature_group("teams", data=pd.DataFrame({"team_id": [1, 2]}))
+    before = {p: p.read_bytes() for p in (folder / HOST / project).iterdir()}
+    executor = _connect(remote_store, project, key, cert_folder=str(folder), reuse_certificates=True,
+                        trust_store_path=None)
+    assert executor.get_feature_store().get_feature_group("teams").read()["team_id"].tolist() == [1, 2]
+    executor.close()
+    assert {p: p.read_bytes() for p in (folder / HOST / project).iterdir()} == before
+    driver.close()
+    with pytest.raises(CertificateError, match="connect\\(\\) with this cert_folder"):
+        _connect(remote_store, project, key, cert_folder=str(folder), reuse_certificates=True)
+    with pytest.raises(ConfigurationError, match="cert_folder"):
+        _connect(remote_store, project, key, reuse_certificates=True)
 
 
 def test_certificates_on_a_mount_path(remote_store: RemoteStore, tmp_path: Path) -> None:

@@ -124,7 +124,7 @@ def test_notebook_holds_the_scripts_cells(example: str) -> None:
             assert call in code
     else:
         for call in ('CERT_FOLDER = "/dbfs/mnt/', "cert_folder=CERT_FOLDER", ".mapInPandas(",
-                     "keystore.p12", "material_passwd", "FlightReader("):
+                     "keystore.p12", "material_passwd", "reuse_certificates=True"):
             assert call in code
 
 

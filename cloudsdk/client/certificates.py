@@ -420,3 +420,47 @@ def _raise_s3(exc: Exception, message: str, directory: str) -> NoReturn:
     if isinstance(exc, BotoCoreError):
         raise CertificateError(f"{message}: {type(exc).__name__}: {exc}", folder=directory) from exc
     raise exc
+
+
+def read_credentials(cert_folder: str, host: str, project: str, *,
+                     session: boto3.Session | None = None, s3_endpoint_url: str | None = None) -> dict[str, bytes]:
+    """The CA chain, client certificate and key that an earlier ``connect()`` wrote to
+    ``<cert_folder>/<host>/<project>/`` (a directory, a ``/dbfs/mnt`` mount or ``s3://``):
+    what a Spark executor needs to reach the store without fetching new credentials.
+
+    Returns:
+        ``{"ca_chain": pem, "client_cert": pem, "client_key": pem}``.
+
+    Raises:
+        CertificateError: a file is missing or unreadable (it names the file, never its content).
+    """
+    _check_component(host, "host", _HOST_RE)
+    _check_component(project, "project", _PROJECT_RE)
+    names = ("ca_chain", "client_cert", "client_key")
+    out: dict[str, bytes] = {}
+    folder = str(cert_folder)
+    if folder.startswith("s3://"):
+        import boto3 as _boto3
+
+        bucket, _, prefix = folder[len("s3://"):].partition("/")
+        base = "/".join(part for part in (prefix.strip("/"), host, project) if part)
+        client = (session or _boto3.Session()).client("s3", endpoint_url=s3_endpoint_url)
+        for name in names:
+            key = f"{base}/{FILES[name].filename}"
+            try:
+                out[name] = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except Exception as exc:
+                raise CertificateError(
+                    f"cannot read s3://{bucket}/{key}: {type(exc).__name__}; run connect() with this "
+                    "cert_folder on the driver first") from exc
+        return out
+    directory = local_folder(folder) / host / project
+    for name in names:
+        path = directory / FILES[name].filename
+        try:
+            out[name] = path.read_bytes()
+        except OSError as exc:
+            raise CertificateError(
+                f"cannot read {path}: {exc.strerror}; run connect() with this cert_folder on the "
+                "driver first") from exc
+    return out

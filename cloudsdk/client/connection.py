@@ -28,12 +28,12 @@ DEFAULT_PROJECT = "default"
 def _connect_remote(host: str, project: str | None, *, port: int, region_name: str | None, secrets_store: str,
                     api_key_file: str | None, api_key_value: str | None, cert_folder: str | None,
                     hostname_verification: bool, trust_store_path: str | None, role: str | None,
-                    secret_prefix: str) -> Connection:
+                    secret_prefix: str, reuse_certificates: bool = False) -> Connection:
     """connect(host, project, ...): API key, credentials, certificates, REST and Flight."""
     import tempfile
 
     from cloudsdk.client.auth import obtain_api_key
-    from cloudsdk.client.certificates import write_credentials
+    from cloudsdk.client.certificates import read_credentials, write_credentials
     from cloudsdk.client.remote import FlightReader, RemoteBackend, RestClient
 
     if not project:
@@ -41,26 +41,44 @@ def _connect_remote(host: str, project: str | None, *, port: int, region_name: s
     validate_name(project, "project")
     if trust_store_path is not None and not Path(trust_store_path).is_file():
         raise ConfigurationError(f"trust_store_path {trust_store_path!r} is not a file")
+    if reuse_certificates and not cert_folder:
+        raise ConfigurationError("reuse_certificates=True reads them from cert_folder: pass the folder "
+                                 "the driver's connect() wrote them to")
+    existing = read_credentials(cert_folder, host, project) if reuse_certificates and cert_folder else None
     key = obtain_api_key(host=host, secrets_store=secrets_store, region_name=region_name,
                          api_key_file=api_key_file, api_key_value=api_key_value, role=role,
                          secret_prefix=secret_prefix)
-    rest = RestClient(host, port, key.value, project, verify=trust_store_path or True,
+    temp_folder: str | None = None
+    verify: str | bool = trust_store_path or True
+    if existing is not None and not trust_store_path:
+        # an executor: trust the public CAs and the store's CA chain that the driver wrote
+        import certifi
+
+        temp_folder = tempfile.mkdtemp(prefix="cloudsdk-certs-")
+        bundle = Path(temp_folder) / "trust.pem"
+        bundle.write_bytes(Path(certifi.where()).read_bytes().rstrip() + b"\n" + existing["ca_chain"])
+        verify = str(bundle)
+    rest = RestClient(host, port, key.value, project, verify=verify,
                       hostname_verification=hostname_verification)
     backend = RemoteBackend(rest)
     written = None
-    temp_folder: str | None = None
     try:
         info = rest.call("info")
         backend.get_project(project)
-        creds = backend.credentials(project)
-        if not cert_folder:
-            temp_folder = tempfile.mkdtemp(prefix="cloudsdk-certs-")
-        written = write_credentials(creds, cert_folder or str(temp_folder), host, project)
+        if existing is not None:
+            ca_chain, cert_pem, key_pem = existing["ca_chain"], existing["client_cert"], existing["client_key"]
+        else:
+            creds = backend.credentials(project)
+            if not cert_folder and temp_folder is None:
+                temp_folder = tempfile.mkdtemp(prefix="cloudsdk-certs-")
+            written = write_credentials(creds, cert_folder or str(temp_folder), host, project)
+            ca_chain = str(creds["ca_chain_pem"]).encode()
+            cert_pem, key_pem = str(creds["certificate_pem"]).encode(), str(creds["private_key_pem"]).encode()
         trusted = Path(trust_store_path).read_bytes() if trust_store_path else b""
         backend.flight = FlightReader(
             host, int(info["flight_port"]), key.value, project,
-            root_pem=(trusted.rstrip() + b"\n" if trusted.strip() else b"") + str(creds["ca_chain_pem"]).encode(),
-            cert_pem=str(creds["certificate_pem"]).encode(), key_pem=str(creds["private_key_pem"]).encode(),
+            root_pem=(trusted.rstrip() + b"\n" if trusted.strip() else b"") + ca_chain,
+            cert_pem=cert_pem, key_pem=key_pem,
             hostname_verification=hostname_verification,
             tls_name=info.get("flight_hostname"),
         )
@@ -178,6 +196,7 @@ def connect(
     secret_prefix: str = "hopsworks/role/",
     *,
     path: str | os.PathLike[str] | None = None,
+    reuse_certificates: bool = False,
 ) -> Connection:
     """Connect to a feature store.
 
@@ -202,6 +221,9 @@ def connect(
         role: the AWS role whose secret holds the key (default: found with STS).
         secret_prefix: prefix of the secret / parameter names (``hopsworks/role/``).
         path: the embedded store's directory.
+        reuse_certificates: use the certificates an earlier ``connect()`` (on the driver) wrote to
+            ``cert_folder`` instead of fetching new ones, and leave them there on ``close()``:
+            what Spark executors do (they share the driver's mount). Needs ``cert_folder``.
 
     Returns:
         A :class:`Connection`.
@@ -215,7 +237,7 @@ def connect(
             host, project, port=port, region_name=region_name, secrets_store=secrets_store,
             api_key_file=api_key_file, api_key_value=api_key_value, cert_folder=cert_folder,
             hostname_verification=hostname_verification, trust_store_path=trust_store_path,
-            role=role, secret_prefix=secret_prefix,
+            role=role, secret_prefix=secret_prefix, reuse_certificates=reuse_certificates,
         )
     project = project or DEFAULT_PROJECT
     validate_name(project, "project")

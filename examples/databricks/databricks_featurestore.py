@@ -123,9 +123,7 @@ def read_with_certificates(batches):
     from cryptography import x509
     from cryptography.hazmat.primitives.serialization import pkcs12
 
-    from cloudsdk import Connection
-    from cloudsdk.client.auth import obtain_api_key
-    from cloudsdk.client.remote import FlightReader, RemoteBackend, RestClient
+    import cloudsdk
 
     certs = Path(CERT_FOLDER) / HOST / PROJECT
     ca_chain = (certs / "ca_chain.pem").read_bytes()
@@ -133,12 +131,9 @@ def read_with_certificates(batches):
     _, cert, _ = pkcs12.load_key_and_certificates((certs / "keystore.p12").read_bytes(), password)
     cert.verify_directly_issued_by(x509.load_pem_x509_certificate(ca_chain))
 
-    key = obtain_api_key(host=HOST, region_name=REGION).value  # from Parameter Store
-    rest = RestClient(HOST, PORT, key, PROJECT, verify=str(certs / "ca_chain.pem"))
-    flight = FlightReader(HOST, rest.call("info")["flight_port"], key, PROJECT, root_pem=ca_chain,
-                          cert_pem=(certs / "client.pem").read_bytes(),
-                          key_pem=(certs / "client_key.pem").read_bytes())
-    with Connection(RemoteBackend(rest, flight), PROJECT, host=HOST) as executor_conn:
+    # the driver's certificates on the mount; the API key from Parameter Store (the cluster's role)
+    with cloudsdk.connect(HOST, PROJECT, port=PORT, region_name=REGION, cert_folder=CERT_FOLDER,
+                          reuse_certificates=True) as executor_conn:
         features = executor_conn.get_feature_store().get_features(
             ["team_id", "team_budget", "average_player_rating"])
         for batch in batches:
