@@ -41,6 +41,7 @@ STATUS_OF_CODE = {
     "feature_not_found": 404,
     "training_dataset_not_found": 404,
     "storage_connector_not_found": 404,
+    "commit_not_found": 404,
     "already_exists": 409,
     "invalid_name": 400,
     "invalid_argument": 400,
@@ -135,16 +136,29 @@ ROUTES = {
     "training_dataset_statistics": "GET /projects/{p}/trainingdatasets/{name}/statistics",
     "delete_training_dataset": "DELETE /projects/{p}/trainingdatasets/{name}/versions/{version}",
     "create_training_dataset_from_query": "POST /projects/{p}/trainingdatasets/query",  # {"name","version","spec",...}
+    "create_training_dataset_pit": "POST /projects/{p}/trainingdatasets/pit",  # Arrow label rows + options
     "prepare_training_dataset": "POST /projects/{p}/trainingdatasets/prepare",  # checks; S3 sink settings
     "register_training_dataset": "POST /projects/{p}/trainingdatasets/register",  # files a client wrote to S3
     "list_storage_connectors": "GET /projects/{p}/storageconnectors",
     "create_s3_connector": "POST /projects/{p}/storageconnectors",  # {"name","bucket",...}
     "get_storage_connector": "GET /projects/{p}/storageconnectors/{name}",  # ?secrets=true (members)
     "delete_storage_connector": "DELETE /projects/{p}/storageconnectors/{name}",
+    "create_jdbc_connector": "POST /projects/{p}/storageconnectors/jdbc",  # {"name","url","user","password",...}
+    "create_on_demand_group": "POST /projects/{p}/featuregroups/ondemand",  # {"name","version","query","connector",...}
+    "delete_rows": "POST /projects/{p}/featuregroups/{name}/delete",  # Arrow body (keys) + options {"version"}
+    "compact": "POST /projects/{p}/featuregroups/{name}/compact",  # ?version= ; {"retention_hours"}
+    "get_retention": "GET /projects/{p}/featuregroups/{name}/retention",  # ?version= -> {"retention_hours"}
+    "set_retention": "PUT /projects/{p}/featuregroups/{name}/retention",  # ?version= ; {"retention_hours"}
 }
 
 # Flight ticket operations and the store method each runs (all reads).
-FLIGHT_OPS = ("read_group", "run_query", "sql", "read_training_dataset", "read_training_dataset_part")
+FLIGHT_OPS = ("read_group", "run_query", "sql", "read_training_dataset", "read_training_dataset_part",
+              "read_changes")
+
+# Flight exchange operations (``do_exchange``: the client streams a table, e.g. the label rows of
+# a point-in-time join, and reads the result), by the store method each runs (all reads).
+FLIGHT_EXCHANGE_OPS = ("run_query_pit",)
+
 
 
 def encode_options(options: dict[str, Any]) -> str:
@@ -163,8 +177,9 @@ def decode_options(text: str | None) -> dict[str, Any]:
 
 
 def ticket(op: str, project: str, **args: Any) -> bytes:
-    """A Flight ticket: ``{"op", "project", "args"}`` as JSON bytes."""
-    if op not in FLIGHT_OPS:
+    """A Flight ticket: ``{"op", "project", "args"}`` as JSON bytes (also the command of an
+    exchange's descriptor)."""
+    if op not in FLIGHT_OPS + FLIGHT_EXCHANGE_OPS:
         raise ValueError(f"unknown Flight operation {op!r}")
     return json.dumps({"op": op, "project": project, "args": args}, default=str).encode()
 
@@ -172,7 +187,7 @@ def ticket(op: str, project: str, **args: Any) -> bytes:
 def parse_ticket(raw: bytes) -> tuple[str, str, dict[str, Any]]:
     """Inverse of :func:`ticket`; ValueError when malformed."""
     value = json.loads(raw)
-    if not isinstance(value, dict) or value.get("op") not in FLIGHT_OPS:
+    if not isinstance(value, dict) or value.get("op") not in FLIGHT_OPS + FLIGHT_EXCHANGE_OPS:
         raise ValueError("malformed ticket")
     project, args = value.get("project"), value.get("args") or {}
     if not isinstance(project, str) or not isinstance(args, dict):

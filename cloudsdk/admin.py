@@ -190,7 +190,10 @@ def connector_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         conns = service.list_storage_connectors(args.project)
     rows = []
     for c in conns:
-        where = f"s3://{c['bucket']}/{c.get('path') or ''}" if c["type"] == "s3" else c.get("path", "")
+        if c["type"] == "s3":
+            where = f"s3://{c['bucket']}/{c.get('path') or ''}"
+        else:
+            where = c.get("url") or c.get("path", "")
         rows.append((c["name"], c["type"], where, c.get("credentials", "")))
     _table(out, ("name", "type", "location", "credentials"), rows)
     return 0

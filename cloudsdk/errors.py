@@ -13,7 +13,8 @@ boundary and chained with ``raise ... from exc``::
     │   ├── FeatureGroupNotFoundError
     │   ├── FeatureNotFoundError
     │   ├── TrainingDatasetNotFoundError
-    │   └── StorageConnectorNotFoundError
+    │   ├── StorageConnectorNotFoundError
+    │   └── CommitNotFoundError     no commit of a feature group at that id or time (or vacuumed)
     ├── AlreadyExistsError          a feature group, dataset, project ... of that name and version exists
     ├── DataValidationError         rows the store refuses: null or duplicate primary keys ...
     │   └── SchemaMismatchError     columns or types that do not match the feature group
@@ -49,6 +50,7 @@ __all__ = [
     "AuthenticationError",
     "CertificateError",
     "CloudSDKError",
+    "CommitNotFoundError",
     "ConfigurationError",
     "CredentialsError",
     "DataValidationError",
@@ -139,6 +141,12 @@ class StorageConnectorNotFoundError(NotFoundError):
     """No storage connector of that name."""
 
     code = "storage_connector_not_found"
+
+
+class CommitNotFoundError(NotFoundError):
+    """No commit of the feature group at that id or time, or its files were vacuumed away."""
+
+    code = "commit_not_found"
 
 
 class AlreadyExistsError(CloudSDKError):

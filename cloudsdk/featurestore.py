@@ -26,11 +26,14 @@ __all__ = [
     "add_metadata",
     "connect",
     "create_featuregroup",
+    "create_jdbc_connector",
+    "create_on_demand_featuregroup",
     "create_s3_connector",
     "create_training_dataset",
     "disconnect",
     "get_feature",
     "get_featuregroup",
+    "get_featuregroup_commits",
     "get_featuregroup_features_list",
     "get_featuregroup_statistics",
     "get_featuregroups",
@@ -202,10 +205,12 @@ def get_featuregroup(
     featuregroup_version: int = 1,
     dataframe_type: str = "pandas",
     online: bool = False,
+    as_of: Any = None,
 ) -> Any:
-    """All rows of a feature group as ``dataframe_type`` (pandas, numpy, python, pyarrow, polars)."""
+    """All rows of a feature group as ``dataframe_type`` (pandas, numpy, python, pyarrow, polars);
+    ``as_of`` (a commit id or a time) reads it as it was then (docs/time-travel.md)."""
     _no_online(online)
-    return _fs(featurestore).get_feature_group(featuregroup, featuregroup_version).read(dataframe_type)
+    return _fs(featurestore).get_feature_group(featuregroup, featuregroup_version).read(dataframe_type, as_of=as_of)
 
 
 def get_feature(
@@ -232,19 +237,30 @@ def get_features(
     join_key: str | Sequence[str] | None = None,
     dataframe_type: str = "pandas",
     online: bool = False,
+    entity_df: Any = None,
+    event_time: str | None = None,
+    ttl: Any = None,
 ) -> Any:
-    """Features by name, joined across feature groups by the query planner."""
+    """Features by name, joined across feature groups by the query planner; with ``entity_df``
+    and ``event_time``, point-in-time correct for every label row (docs/point-in-time.md)."""
     _no_online(online)
     return _fs(featurestore).get_features(
         features, featuregroups_version_dict=featuregroups_version_dict or None, join_key=join_key,
-        dataframe_type=dataframe_type)
+        dataframe_type=dataframe_type, entity_df=entity_df, event_time=event_time, ttl=ttl)
 
 
 def sql(query: str, featurestore: str | None = None, dataframe_type: str = "pandas", online: bool = False,
-        dialect: str = "auto") -> Any:
-    """Run a read-only SELECT over the feature groups (tables ``<name>_<version>``)."""
+        dialect: str = "auto", as_of: Any = None) -> Any:
+    """Run a read-only SELECT over the feature groups (tables ``<name>_<version>``); ``as_of``
+    reads every table as of a commit id or time (docs/time-travel.md)."""
     _no_online(online)
-    return _fs(featurestore).sql(query, dataframe_type=dataframe_type, dialect=dialect)
+    return _fs(featurestore).sql(query, dataframe_type=dataframe_type, dialect=dialect, as_of=as_of)
+
+
+def get_featuregroup_commits(featuregroup: str, featurestore: str | None = None, featuregroup_version: int = 1,
+                             limit: int | None = None) -> list[dict[str, Any]]:
+    """A feature group's commits, newest first (see ``FeatureGroup.commit_details``)."""
+    return _fs(featurestore).get_feature_group(featuregroup, featuregroup_version).commit_details(limit)
 
 
 def get_featuregroups(featurestore: str | None = None, online: bool = False) -> list[str]:
@@ -317,6 +333,23 @@ def update_featuregroup_stats(
     if not descriptive_statistics:
         return fg.statistics()
     return fg.compute_statistics(stat_columns)
+
+
+def create_on_demand_featuregroup(
+    sql_query: str,
+    featuregroup: str,
+    jdbc_connector_name: str,
+    description: str = "",
+    featurestore: str | None = None,
+    featuregroup_version: int = 1,
+    primary_key: str | Sequence[str] | None = None,
+) -> None:
+    """Create an on-demand feature group: ``sql_query`` runs on the JDBC connector
+    ``jdbc_connector_name`` at every read (see :func:`create_jdbc_connector`); nothing is
+    stored but the query and its schema. The primary key defaults to the first column."""
+    _fs(featurestore).create_on_demand_feature_group(
+        featuregroup, sql_query, jdbc_connector_name, version=featuregroup_version, description=description,
+        primary_key=primary_key)
 
 
 # --- training datasets -----------------------------------------------------------------------
@@ -407,3 +440,11 @@ def create_s3_connector(name: str, bucket: str, featurestore: str | None = None,
     """Register an S3 storage connector (see ``FeatureStore.create_s3_connector`` for the options:
     path, region, endpoint_url, access_key, secret_key, server_side_encryption, ...)."""
     _fs(featurestore).create_s3_connector(name, bucket, **options)
+
+
+def create_jdbc_connector(name: str, url: str, user: str | None = None, password: str | None = None,
+                          featurestore: str | None = None, **options: Any) -> None:
+    """Register a JDBC connector to PostgreSQL, MySQL or MariaDB for on-demand feature groups
+    (see ``FeatureStore.create_jdbc_connector`` for the options: description, arguments,
+    query_timeout_s, exist_ok)."""
+    _fs(featurestore).create_jdbc_connector(name, url, user, password, **options)

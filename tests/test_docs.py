@@ -30,6 +30,7 @@ RUNNABLE_PAGES = [
     "configuration.md",
     "training-datasets.md",
     "formats.md",
+    "time-travel.md",
     "storage-connectors.md",
     "../README.md",
 ]

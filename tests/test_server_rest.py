@@ -206,6 +206,11 @@ WRITE_REQUESTS = {
     "register_training_dataset": ("POST", "/projects/{p}/trainingdatasets/register"),
     "create_s3_connector": ("POST", "/projects/{p}/storageconnectors"),
     "delete_storage_connector": ("DELETE", "/projects/{p}/storageconnectors/s3c"),
+    "create_jdbc_connector": ("POST", "/projects/{p}/storageconnectors/jdbc"),
+    "create_on_demand_group": ("POST", "/projects/{p}/featuregroups/ondemand"),
+    "delete_rows": ("POST", "/projects/{p}/featuregroups/tx/delete"),
+    "compact": ("POST", "/projects/{p}/featuregroups/tx/compact"),
+    "set_retention": ("PUT", "/projects/{p}/featuregroups/tx/retention"),
 }
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from cloudsdk._asof import encode_as_of
 from cloudsdk._names import validate_metadata
 from cloudsdk.client.frames import from_arrow, to_arrow
 from cloudsdk.client.query import Filter, Query
@@ -256,12 +257,23 @@ class FeatureGroup:
         )
         return result
 
-    def read(self, dataframe_type: str = "pandas", *, online: bool = False) -> Any:
-        """All rows of the latest commit, as ``dataframe_type``."""
+    def read(self, dataframe_type: str = "pandas", *, online: bool = False, as_of: Any = None) -> Any:
+        """All rows of the latest commit (or as of a commit id / time), as ``dataframe_type``.
+
+        Args:
+            as_of: a commit id (``commit_details()[i]["commit_id"]``) or a time (datetime, pandas
+                Timestamp, ISO-8601 string; naive = UTC): the group as the latest commit at or
+                before it left it. See docs/time-travel.md.
+
+        Raises:
+            CommitNotFoundError: no such commit, a time before the first commit, or vacuumed.
+            InvalidArgumentError: a time in the future or a wrong type.
+        """
         self._need_saved()
         if online:
             raise UnsupportedError(ONLINE_UNSUPPORTED, featuregroup=self.name)
-        table = self._store._backend.read_group(self._store.project, self.name, self.version)
+        table = self._store._backend.read_group(self._store.project, self.name, self.version,
+                                                as_of=encode_as_of(as_of))
         return from_arrow(table, dataframe_type)
 
     def show(self, n: int = 10) -> Any:
@@ -285,12 +297,17 @@ class FeatureGroup:
         """All features, rows that satisfy ``condition``."""
         return self.select_all().filter(condition)
 
-    def delete(self) -> None:
-        """Delete this feature group version with its data."""
+    def delete(self, keys: Any = None) -> dict[str, Any] | None:
+        """Delete rows by primary key (``keys``: a dataframe holding the key columns), as one
+        commit; returns it. Without ``keys``: delete this feature group version with its data.
+        """
         self._store._check_writable()
         self._need_saved()
+        if keys is not None:
+            return self._store._backend.delete_rows(self._store.project, self.name, self.version, to_arrow(keys))
         self._store._backend.delete_group(self._store.project, self.name, int(self.version or 0))
         self._meta, self._pending = {}, {"name": self.name, "version": self.version, "deleted": True}
+        return None
 
     # --- metadata and statistics ----------------------------------------------------------
 
@@ -337,9 +354,50 @@ class FeatureGroup:
             self._store.project, self.name, self.version, columns))
 
     def commit_details(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """The group's commits, newest first: version, timestamp, operation, row counts."""
+        """The group's commits, newest first: ``commit_id`` (the Delta version, what ``as_of``
+        takes; also as ``version``), ``timestamp`` (ms), ``committed_at`` (ISO, UTC),
+        ``operation``, ``mode``, ``rows_inserted``, ``rows_updated``, ``rows_deleted``."""
         self._need_saved()
         return self._store._backend.history(self._store.project, self.name, self.version, limit)
+
+    # --- time travel (docs/time-travel.md) ---------------------------------------------------
+
+    def read_changes(self, start: Any = None, end: Any = None, dataframe_type: str = "pandas") -> Any:
+        """What changed after commit ``start`` up to and including commit ``end``.
+
+        Args:
+            start: a commit id or time (exclusive); None: from the beginning.
+            end: a commit id or time (inclusive); None: the latest commit.
+
+        Returns:
+            The rows written after ``start`` as ``end`` holds them, with ``_change_type``
+            ("insert" or "update"), ``_commit`` and ``_commit_time``; and one "delete" row
+            (key columns only) per key present at ``start`` and gone at ``end``.
+        """
+        self._need_saved()
+        table = self._store._backend.read_changes(self._store.project, self.name, self.version,
+                                                  encode_as_of(start, "start"), encode_as_of(end, "end"))
+        return from_arrow(table, dataframe_type)
+
+    def compact(self, retention_hours: int | None = None) -> dict[str, Any]:
+        """Rewrite small files into large ones and vacuum files that left the table more than
+        ``retention_hours`` ago (default: the group's retention, else the store's, 168 h).
+        Commits that were current within the window stay readable by ``as_of``."""
+        self._store._check_writable()
+        self._need_saved()
+        return self._store._backend.compact(self._store.project, self.name, self.version, retention_hours)
+
+    @property
+    def retention_hours(self) -> int:
+        """How long replaced files are kept for time travel by compact() (hours)."""
+        self._need_saved()
+        return self._store._backend.get_retention(self._store.project, self.name, self.version)
+
+    def set_retention(self, hours: int) -> dict[str, Any]:
+        """Set this group's retention window for compact() (a commit of the table's settings)."""
+        self._store._check_writable()
+        self._need_saved()
+        return self._store._backend.set_retention(self._store.project, self.name, self.version, hours)
 
     # --- display ---------------------------------------------------------------------------
 
@@ -373,3 +431,21 @@ class FeatureGroup:
             "<table><thead><tr><th>feature</th><th>type</th><th></th><th>description</th></tr></thead>"
             f"<tbody>{rows}</tbody></table></div>"
         )
+
+    # --- on-demand feature groups ----------------------------------------------------------
+
+    @property
+    def on_demand(self) -> bool:
+        """True for an on-demand group: its rows come from :attr:`query` on :attr:`connector`
+        at every read (nothing is stored; inserts are refused)."""
+        return bool(self._meta.get("on_demand", False))
+
+    @property
+    def query(self) -> str | None:
+        """The SQL query of an on-demand group (None for a cached one)."""
+        return self._meta.get("query")
+
+    @property
+    def connector(self) -> str | None:
+        """The JDBC connector an on-demand group's query runs on (None for a cached one)."""
+        return self._meta.get("connector")

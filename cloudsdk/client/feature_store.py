@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from cloudsdk._asof import encode_as_of
 from cloudsdk._names import validate_metadata
 from cloudsdk.client.feature_group import FeatureGroup
 from cloudsdk.client.frames import from_arrow, to_arrow
@@ -141,18 +142,36 @@ class FeatureStore:
         featuregroups_version_dict: Mapping[str, int] | None = None,
         join_key: str | Sequence[str] | None = None,
         dataframe_type: str = "pandas",
+        entity_df: Any = None,
+        event_time: str | None = None,
+        ttl: Any = None,
     ) -> Any:
         """Features by name from any feature groups, joined by the query planner.
 
         Names may be ``feature``, ``<fg>.feature`` or ``<fg>_<version>.feature``. See
         docs/query-planner.md for the rules.
 
+        With ``entity_df`` (label rows holding the groups' entity keys and an ``event_time``
+        column) the read is point-in-time correct: every label row gets, from each group, the
+        values of its latest row whose event time is at or before the label's time (within
+        ``ttl``: seconds or a timedelta, or a dict of them by feature group); no match gives
+        nulls (docs/point-in-time.md).
+
         Raises:
-            FeatureNotFoundError, FeatureNameCollisionError, JoinKeyError
+            FeatureNotFoundError, FeatureNameCollisionError, JoinKeyError, InvalidArgumentError
         """
         spec = self.get_features_query(features, featuregroups_version_dict=featuregroups_version_dict,
                                        join_key=join_key)
+        if entity_df is not None or event_time is not None:
+            return from_arrow(self._run_pit(spec, entity_df, event_time, ttl), dataframe_type)
         return from_arrow(self._backend.run_query(self.project, spec), dataframe_type)
+
+    def _run_pit(self, spec: Mapping[str, Any], entity_df: Any, event_time: str | None, ttl: Any) -> Any:
+        if entity_df is None or not isinstance(event_time, str):
+            raise InvalidArgumentError("a point-in-time read needs both entity_df (the label rows) and "
+                                       "event_time (the name of their time column)")
+        return self._backend.run_query_pit(self.project, spec, to_arrow(entity_df), event_time,
+                                           ttl=_ttl_seconds(ttl))
 
     def get_features_query(
         self,
@@ -171,18 +190,22 @@ class FeatureStore:
             planner_log.info("%s", note)
         return spec
 
-    def sql(self, query: str, *, dataframe_type: str = "pandas", dialect: str = "auto") -> Any:
+    def sql(self, query: str, *, dataframe_type: str = "pandas", dialect: str = "auto", as_of: Any = None) -> Any:
         """Run one read-only SELECT over the feature groups (tables ``<name>_<version>``).
 
         Args:
-            query: the SELECT statement.
+            query: the SELECT statement; ``<table> VERSION AS OF <commit id>`` and
+                ``<table> TIMESTAMP AS OF '<time>'`` read one table in the past, and the hidden
+                columns ``_commit`` / ``_commit_time`` say which commit wrote each row.
             dialect: "duckdb", "hive"/"spark" (backticks, JOIN ... JOIN ... ON ... AND ...),
                 or "auto" (Hive when the query uses backticks).
+            as_of: read every feature group as of this commit id or time (docs/time-travel.md).
 
         Raises:
-            SQLError, SQLSandboxError, FeatureGroupNotFoundError
+            SQLError, SQLSandboxError, FeatureGroupNotFoundError, CommitNotFoundError
         """
-        return from_arrow(self._backend.sql(self.project, query, dialect=dialect), dataframe_type)
+        return from_arrow(self._backend.sql(self.project, query, dialect=dialect, as_of=encode_as_of(as_of)),
+                          dataframe_type)
 
     # --- training datasets -----------------------------------------------------------------
 
@@ -201,6 +224,9 @@ class FeatureStore:
         splits: Mapping[str, float] | None = None,
         seed: int | None = None,
         rows_per_file: int | None = None,
+        entity_df: Any = None,
+        event_time: str | None = None,
+        ttl: Any = None,
     ) -> TrainingDataset:
         """Materialise a dataframe or a Query as training dataset files.
 
@@ -219,6 +245,9 @@ class FeatureStore:
             splits: e.g. ``{"train": 0.8, "test": 0.2}``: each split in its own directory.
             seed: the seed of the split draw (recorded; default a random one).
             rows_per_file: rows per ``part-r-*`` file (default 1,000,000).
+            entity_df, event_time, ttl: with a Query, read it point in time for these label rows
+                (see :meth:`get_features`); the provenance records the query pinned to the
+                commits read, the ttl and the labels' SHA-256, so the same labels re-create it.
 
         Raises:
             InvalidArgumentError, SchemaMismatchError (e.g. arrays in csv), AlreadyExistsError
@@ -230,6 +259,16 @@ class FeatureStore:
             "data_format": data_format, "description": description, "write_mode": write_mode,
             "compute_statistics": statistics, "sink": sink, "path": path,
             "splits": dict(splits) if splits is not None else None, "seed": seed, "rows_per_file": rows_per_file}
+        if isinstance(data, Query) and (entity_df is not None or event_time is not None):
+            if entity_df is None or not isinstance(event_time, str):
+                raise InvalidArgumentError("a point-in-time dataset needs both entity_df and event_time")
+            meta = self._backend.create_training_dataset_pit(
+                self.project, name, version, to_arrow(entity_df), data.to_dict(), event_time,
+                ttl=_ttl_seconds(ttl), **opts)
+            return TrainingDataset(self, meta)
+        if entity_df is not None or event_time is not None:
+            raise InvalidArgumentError("entity_df / event_time go with a Query (fs.get_features_query(...) or "
+                                       "fg.select(...)), not with a dataframe")
         if isinstance(data, Query):
             meta = self._backend.create_training_dataset_from_query(self.project, name, version, data.to_dict(), **opts)
             return TrainingDataset(self, meta)
@@ -320,6 +359,85 @@ class FeatureStore:
     def __repr__(self) -> str:
         shared = f", shared read-only with {self.acting_project!r}" if self.read_only else ""
         return f"FeatureStore({self.name!r}{shared})"
+
+    # --- on-demand feature groups ------------------------------------------------------------
+
+    def create_jdbc_connector(
+        self,
+        name: str,
+        url: str,
+        user: str | None = None,
+        password: str | None = None,
+        *,
+        description: str = "",
+        arguments: Mapping[str, Any] | None = None,
+        query_timeout_s: int = 300,
+        exist_ok: bool = False,
+    ) -> dict[str, Any]:
+        """Register a PostgreSQL, MySQL or MariaDB database for on-demand feature groups.
+
+        Args:
+            name: the connector's name (lower-case letters, digits, ``_``).
+            url: ``jdbc:postgresql://host:5432/db``, ``jdbc:mysql://...``, ``jdbc:mariadb://...``,
+                or a SQLAlchemy URL (``postgresql+psycopg://...``, ``mysql+pymysql://...``).
+            user, password: the database account (or in the URL). The password is stored
+                encrypted and shown only to data owners of the project.
+            arguments: driver options, e.g. ``{"sslmode": "require"}`` (see
+                docs/on-demand-feature-groups.md for those accepted).
+            query_timeout_s: the statement timeout of every query run through the connector.
+            exist_ok: return an existing connector of that name instead of raising.
+
+        Returns:
+            The connector's settings (the password masked).
+
+        Raises:
+            InvalidArgumentError (the URL or arguments), AlreadyExistsError, InvalidNameError.
+        """
+        self._check_writable()
+        return self._backend.create_jdbc_connector(
+            self.project, name, url, user, password, description=description,
+            arguments=dict(arguments) if arguments is not None else None, query_timeout_s=query_timeout_s,
+            exist_ok=exist_ok)
+
+    def create_on_demand_feature_group(
+        self,
+        name: str,
+        query: str,
+        connector: str,
+        *,
+        version: int | None = None,
+        description: str = "",
+        primary_key: str | Sequence[str] | None = None,
+        event_time: str | None = None,
+        features: Mapping[str, str] | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> FeatureGroup:
+        """A feature group computed on demand: ``query`` (one SELECT) runs on JDBC connector
+        ``connector`` at every read; the store keeps only the query and its schema (captured
+        now, by running the query with ``LIMIT 0``).
+
+        Raises:
+            StorageConnectorNotFoundError, InvalidArgumentError (not a JDBC connector),
+            SQLSandboxError (not one SELECT), SQLError (the database rejects the query),
+            StorageError (the database cannot be reached), PermissionDeniedError (it refuses
+            the credentials), AlreadyExistsError, SchemaMismatchError (key columns).
+        """
+        self._check_writable()
+        meta = self._backend.create_on_demand_group(
+            self.project, name, version, query, connector, description=description,
+            primary_key=_list(primary_key), event_time=event_time, feature_descriptions=dict(features or {}),
+            metadata=validate_metadata(metadata or {}))
+        return FeatureGroup(self, meta)
+
+
+def _ttl_seconds(ttl: Any) -> Any:
+    """A ttl for the wire: timedeltas as seconds (also inside a dict by feature group)."""
+    import datetime as dt
+
+    def seconds(value: Any) -> Any:
+        return value.total_seconds() if isinstance(value, dt.timedelta) else value
+
+    return {k: seconds(v) for k, v in ttl.items()} if isinstance(ttl, Mapping) else seconds(ttl)
 
 
 def _list(value: str | Sequence[str] | None) -> list[str] | None:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from cloudsdk._asof import encode_as_of
 from cloudsdk.client.frames import from_arrow
 from cloudsdk.errors import InvalidArgumentError
 
@@ -40,6 +41,14 @@ class Filter:
 
     def __repr__(self) -> str:
         return f"Filter({self.spec!r})"
+
+
+def _default_as_of(spec: dict[str, Any], value: Any) -> None:
+    """Give ``as_of`` to a joined query's groups that have none of their own."""
+    if spec["fg"].get("as_of") is None:
+        spec["fg"]["as_of"] = value
+    for join in spec.get("joins") or []:
+        _default_as_of(join["query"], value)
 
 
 def _filter(value: Any) -> Filter:
@@ -122,8 +131,15 @@ class Query:
         """Run the query; the result as a pyarrow Table."""
         return self._store._backend.run_query(self._store.project, self._spec)
 
-    def read(self, dataframe_type: str = "pandas") -> Any:
-        """Run the query; the result as ``dataframe_type`` (pandas by default)."""
+    def read(self, dataframe_type: str = "pandas", *, entity_df: Any = None, event_time: str | None = None,
+             ttl: Any = None) -> Any:
+        """Run the query; the result as ``dataframe_type`` (pandas by default).
+
+        With ``entity_df`` and ``event_time``: point in time, one output row per label row
+        (see ``FeatureStore.get_features`` and docs/point-in-time.md).
+        """
+        if entity_df is not None or event_time is not None:
+            return from_arrow(self._store._run_pit(self._spec, entity_df, event_time, ttl), dataframe_type)
         return from_arrow(self.to_arrow(), dataframe_type)
 
     def show(self, n: int = 10) -> Any:
@@ -133,6 +149,20 @@ class Query:
     def create_training_dataset(self, name: str, **options: Any) -> TrainingDataset:
         """Materialise this query as a training dataset (see FeatureStore.create_training_dataset)."""
         return self._store.create_training_dataset(name, self, **options)
+
+    def as_of(self, as_of: Any) -> Query:
+        """Read this query's feature group as of a commit id or a time (time travel).
+
+        Joined queries that set their own ``as_of`` keep it; the others take this one, so
+        ``fg1.select_all().as_of(t1).join(fg2.select_all().as_of(t2))`` reads each group at its
+        own time and ``q.as_of(t)`` reads every group of ``q`` at ``t`` (docs/time-travel.md).
+        """
+        value = encode_as_of(as_of)
+        clone = self._copy()
+        clone._spec["fg"]["as_of"] = value
+        for join in clone._spec["joins"]:
+            _default_as_of(join["query"], value)
+        return clone
 
     def __repr__(self) -> str:
         groups = [f"{self._spec['fg']['name']}_{self._spec['fg']['version']}"] + [

@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -170,28 +170,46 @@ class FlightReader:
         try:
             return self.client.do_get(fl.Ticket(ticket)).read_all()
         except fl.FlightError as exc:
-            text = str(exc)
-            marker = text.find(P.FLIGHT_ERROR_PREFIX)
-            if marker >= 0:
-                try:
-                    payload, _ = json.JSONDecoder().raw_decode(text[marker + len(P.FLIGHT_ERROR_PREFIX):])
-                except ValueError:
-                    payload = None
-                if isinstance(payload, dict):
-                    P.raise_error(payload)
-            lowered = text.lower()
-            if any(w in lowered for w in ("handshake", "ssl", "certificate", "peer name", "tsi_")):
-                raise TLSError(
-                    f"TLS with the Flight service at {self.location} failed: {_first_line(text)}; check "
-                    "trust_store_path= (the server's CA) and the host name (or hostname_verification=False)"
-                ) from exc
-            if isinstance(exc, fl.FlightUnavailableError):
-                raise ServiceError(f"cannot reach the Flight service at {self.location}: {_first_line(text)}") from exc
-            if isinstance(exc, fl.FlightUnauthenticatedError | fl.FlightUnauthorizedError):
-                from cloudsdk.errors import AuthenticationError
+            self._raise(exc)
 
-                raise AuthenticationError(f"the Flight service refused the call: {_first_line(text)}") from exc
-            raise ServiceError(f"the Flight read failed: {_first_line(text)}") from exc
+    def exchange(self, command: bytes, table: pa.Table) -> pa.Table:
+        """Send ``table`` with an exchange command (a ticket); the result as a Table."""
+        fl = self._fl
+        try:
+            writer, reader = self.client.do_exchange(fl.FlightDescriptor.for_command(command))
+            with writer:
+                writer.begin(table.schema)
+                writer.write_table(table)
+                writer.done_writing()
+                return reader.read_all()
+        except fl.FlightError as exc:
+            self._raise(exc)
+
+    def _raise(self, exc: Exception) -> NoReturn:
+        """The cloudsdk error a Flight failure stands for."""
+        fl = self._fl
+        text = str(exc)
+        marker = text.find(P.FLIGHT_ERROR_PREFIX)
+        if marker >= 0:
+            try:
+                payload, _ = json.JSONDecoder().raw_decode(text[marker + len(P.FLIGHT_ERROR_PREFIX):])
+            except ValueError:
+                payload = None
+            if isinstance(payload, dict):
+                P.raise_error(payload)
+        lowered = text.lower()
+        if any(w in lowered for w in ("handshake", "ssl", "certificate", "peer name", "tsi_")):
+            raise TLSError(
+                f"TLS with the Flight service at {self.location} failed: {_first_line(text)}; check "
+                "trust_store_path= (the server's CA) and the host name (or hostname_verification=False)"
+            ) from exc
+        if isinstance(exc, fl.FlightUnavailableError):
+            raise ServiceError(f"cannot reach the Flight service at {self.location}: {_first_line(text)}") from exc
+        if isinstance(exc, fl.FlightUnauthenticatedError | fl.FlightUnauthorizedError):
+            from cloudsdk.errors import AuthenticationError
+
+            raise AuthenticationError(f"the Flight service refused the call: {_first_line(text)}") from exc
+        raise ServiceError(f"the Flight call failed: {_first_line(text)}") from exc
 
     def close(self) -> None:
         """Close the Flight channel."""
@@ -288,9 +306,9 @@ class RemoteBackend:
         return list(self.rest.call("history", p=project, name=name, params={"version": version, "limit": limit}))
 
     def read_group(self, project: str, name: str, version: int | None,
-                   columns: Sequence[str] | None = None) -> pa.Table:
+                   columns: Sequence[str] | None = None, as_of: Any = None) -> pa.Table:
         return self._read("read_group", project, name=name, version=version,
-                          columns=list(columns) if columns is not None else None)
+                          columns=list(columns) if columns is not None else None, as_of=as_of)
 
     # --- queries -------------------------------------------------------------------------------
     def plan(self, project: str, spec: Mapping[str, Any]) -> tuple[str, Any]:
@@ -307,8 +325,15 @@ class RemoteBackend:
                 "join_key": join_key if join_key is None or isinstance(join_key, str) else list(join_key)}
         return self.rest.call("feature_query", p=project, json_body=body)
 
-    def sql(self, project: str, query: str, *, dialect: Any = "auto") -> pa.Table:
-        return self._read("sql", project, query=query, dialect=dialect)
+    def run_query_pit(self, project: str, spec: Mapping[str, Any], entity: pa.Table, event_time: str, *,
+                      ttl: Any = None) -> pa.Table:
+        if self.flight is None:
+            raise ServiceError("this connection has no Flight channel for reads")
+        command = P.ticket("run_query_pit", project, spec=dict(spec), event_time=event_time, ttl=ttl)
+        return self.flight.exchange(command, entity)
+
+    def sql(self, project: str, query: str, *, dialect: Any = "auto", as_of: Any = None) -> pa.Table:
+        return self._read("sql", project, query=query, dialect=dialect, as_of=as_of)
 
     # --- training datasets ---------------------------------------------------------------------
     def create_training_dataset(self, project: str, name: str, version: int | None, data: pa.Table,
@@ -320,6 +345,11 @@ class RemoteBackend:
                                            spec: Mapping[str, Any], **options: Any) -> dict[str, Any]:
         body = {"name": name, "version": version, "spec": dict(spec), **options}
         return self.rest.call("create_training_dataset_from_query", p=project, json_body=body)
+
+    def create_training_dataset_pit(self, project: str, name: str, version: int | None, entity: pa.Table,
+                                    spec: Mapping[str, Any], event_time: str, **options: Any) -> dict[str, Any]:
+        opts = {"name": name, "version": version, "spec": dict(spec), "event_time": event_time, **options}
+        return self.rest.call("create_training_dataset_pit", p=project, table=entity, options=opts)
 
     def prepare_training_dataset(self, project: str, name: str, version: int | None, **options: Any) -> dict[str, Any]:
         body = {"name": name, "version": version, **options}
@@ -366,7 +396,39 @@ class RemoteBackend:
     def delete_storage_connector(self, project: str, name: str) -> None:
         self.rest.call("delete_storage_connector", p=project, name=name)
 
+    # --- time travel -----------------------------------------------------------------------------
+    def read_changes(self, project: str, name: str, version: int | None, start: Any = None,
+                     end: Any = None) -> pa.Table:
+        return self._read("read_changes", project, name=name, version=version, start=start, end=end)
+
+    def delete_rows(self, project: str, name: str, version: int | None, keys: pa.Table) -> dict[str, Any]:
+        return self.rest.call("delete_rows", p=project, name=name, table=keys, options={"version": version})
+
+    def compact(self, project: str, name: str, version: int | None,
+                retention_hours: int | None = None) -> dict[str, Any]:
+        return self.rest.call("compact", p=project, name=name, params={"version": version},
+                              json_body={"retention_hours": retention_hours})
+
+    def get_retention(self, project: str, name: str, version: int | None) -> int:
+        return int(self.rest.call("get_retention", p=project, name=name,
+                                  params={"version": version})["retention_hours"])
+
+    def set_retention(self, project: str, name: str, version: int | None, hours: int) -> dict[str, Any]:
+        return self.rest.call("set_retention", p=project, name=name, params={"version": version},
+                              json_body={"retention_hours": hours})
+
     def close(self) -> None:
         self.rest.close()
         if self.flight is not None:
             self.flight.close()
+
+    # --- on-demand feature groups ---------------------------------------------------------------
+    def create_jdbc_connector(self, project: str, name: str, url: str, user: str | None = None,
+                              password: str | None = None, **options: Any) -> dict[str, Any]:
+        body = {"name": name, "url": url, "user": user, "password": password, **options}
+        return self.rest.call("create_jdbc_connector", p=project, json_body=body)
+
+    def create_on_demand_group(self, project: str, name: str, version: int | None, query: str, connector: str,
+                               **options: Any) -> dict[str, Any]:
+        body = {"name": name, "version": version, "query": query, "connector": connector, **options}
+        return self.rest.call("create_on_demand_group", p=project, json_body=body)

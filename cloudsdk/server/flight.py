@@ -231,12 +231,7 @@ class FeatureFlightServer(flight.FlightServerBase):
         if not isinstance(identity, CallIdentity):  # pragma: no cover - the middleware always runs
             raise flight_error(AuthenticationError("the call was not authenticated"))
         try:
-            try:
-                op, project, args = P.parse_ticket(ticket.ticket)
-            except ValueError as exc:
-                raise InvalidArgumentError(f"malformed Flight ticket: {exc}") from exc
-            self.server.security.authorize(identity.principal, identity.acting,
-                                           target=None if project == identity.acting else project)
+            op, project, args = self._authorized(identity, ticket.ticket, P.FLIGHT_OPS)
             table = self.server.call(op, project, **args)
         except CloudSDKError as exc:
             raise flight_error(exc) from exc
@@ -244,3 +239,38 @@ class FeatureFlightServer(flight.FlightServerBase):
             log.exception("internal error in a Flight read")
             raise flight_error(RuntimeError()) from exc
         return flight.RecordBatchStream(rebatch(table))
+
+    def _authorized(self, identity: CallIdentity, raw: bytes,
+                    allowed: tuple[str, ...]) -> tuple[str, str, dict[str, Any]]:
+        """The operation of a ticket (or exchange command), once the caller may read its project."""
+        try:
+            op, project, args = P.parse_ticket(raw)
+        except ValueError as exc:
+            raise InvalidArgumentError(f"malformed Flight ticket: {exc}") from exc
+        if op not in allowed:
+            raise InvalidArgumentError(f"Flight operation {op!r} is not available through this call")
+        self.server.security.authorize(identity.principal, identity.acting,
+                                       target=None if project == identity.acting else project)
+        return op, project, args
+
+    def do_exchange(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor,
+                    reader: flight.MetadataRecordBatchReader, writer: flight.MetadataRecordBatchWriter) -> None:
+        """Read the client's table (e.g. the label rows of a point-in-time join), run the
+        descriptor's operation with it as ``entity``, and stream the result back."""
+        identity = context.get_middleware(MIDDLEWARE)
+        if not isinstance(identity, CallIdentity):  # pragma: no cover - the middleware always runs
+            raise flight_error(AuthenticationError("the call was not authenticated"))
+        try:
+            op, project, args = self._authorized(identity, descriptor.command or b"", P.FLIGHT_EXCHANGE_OPS)
+            try:
+                entity = reader.read_all()
+            except (pa.ArrowException, OSError) as exc:
+                raise InvalidArgumentError(f"the exchange's table could not be read: {exc}") from exc
+            table = self.server.call(op, project, entity=entity, **args)
+        except CloudSDKError as exc:
+            raise flight_error(exc) from exc
+        except Exception as exc:
+            log.exception("internal error in a Flight exchange")
+            raise flight_error(RuntimeError()) from exc
+        writer.begin(table.schema)
+        writer.write_table(rebatch(table))

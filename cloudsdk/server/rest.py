@@ -56,12 +56,14 @@ WRITE_ROUTES = frozenset({
     "create_group", "update_group", "delete_group", "insert", "add_metadata", "remove_metadata",
     "compute_statistics", "create_training_dataset", "delete_training_dataset",
     "create_training_dataset_from_query", "prepare_training_dataset", "register_training_dataset",
-    "create_s3_connector", "delete_storage_connector",
+    "create_training_dataset_pit",
+    "create_s3_connector", "delete_storage_connector", "create_jdbc_connector", "create_on_demand_group",
+    "delete_rows", "compact", "set_retention",
 })
 # Routes about the project itself (the key needs the ``project`` scope; no shared stores).
 PROJECT_SCOPE_ROUTES = frozenset({"get_project", "featurestores", "credentials"})
 # Routes whose request body is an Arrow IPC stream (with options in X-Cloudsdk-Options).
-ARROW_ROUTES = frozenset({"create_group", "insert", "create_training_dataset"})
+ARROW_ROUTES = frozenset({"create_group", "insert", "create_training_dataset", "delete_rows", "create_training_dataset_pit"})
 
 _AUTH_SCHEME = APIKeyHeader(
     name="Authorization", scheme_name="ApiKey", auto_error=False,
@@ -447,6 +449,20 @@ def create_app(server: Server) -> FastAPI:
         return await call("create_training_dataset_from_query", p, name, version, spec,
                           lock=("td", p, name), **body)
 
+    @route("create_training_dataset_pit", status_code=201)
+    async def create_training_dataset_pit(request: Request, p: str,
+                                          who: Caller = Depends(guard("create_training_dataset_pit"))) -> Any:
+        """The body: the label rows (Arrow). Options: ``name``, ``version``, ``spec``, ``event_time``,
+        ``ttl`` and the training-dataset options; the server reads the query point in time."""
+        table, options = await _arrow_body(request)
+        name = _pop_name(options, "training dataset")
+        version = options.pop("version", None)
+        spec, event_time = options.pop("spec", None), options.pop("event_time", None)
+        if not isinstance(spec, dict) or not isinstance(event_time, str):
+            raise InvalidArgumentError('the options must hold the query as "spec" and the "event_time" column')
+        return await call("create_training_dataset_pit", p, name, version, table, spec, event_time,
+                          lock=("td", p, name), **options)
+
     @route("prepare_training_dataset",
            body=obj(name={"type": "string"}, version={"type": "integer"}, data_format={"type": "string"},
                     sink={"type": "string"}, path={"type": "string"}, write_mode={"type": "string"}))
@@ -495,6 +511,13 @@ def create_app(server: Server) -> FastAPI:
         if secrets and who.acting != p:
             raise PermissionDeniedError(
                 f"storage connector credentials of project {p!r} are only given to its members")
+        if secrets and (await call("get_storage_connector", p, name))["type"] == "jdbc":
+            try:  # a database password: only to those who may write (data owners)
+                await run_in_threadpool(security.authorize, who.principal, who.acting, write=True)
+            except PermissionDeniedError as exc:
+                raise PermissionDeniedError(
+                    f"the password of JDBC connector {name!r} is only given to data owners of project {p!r}"
+                ) from exc
         return await call("get_storage_connector", p, name, with_secrets=secrets)
 
     @route("delete_storage_connector", status_code=204)
@@ -502,6 +525,56 @@ def create_app(server: Server) -> FastAPI:
                                        who: Caller = Depends(guard("delete_storage_connector"))) -> Any:
         await call("delete_storage_connector", p, name, lock=("connector", p, name))
         return Response(status_code=204)
+
+    @route("create_jdbc_connector", status_code=201,
+           body=obj(name={"type": "string"}, url={"type": "string"}, user={"type": "string"},
+                    password={"type": "string"}, description={"type": "string"}, arguments={"type": "object"},
+                    query_timeout_s={"type": "integer"}, exist_ok={"type": "boolean"}))
+    async def create_jdbc_connector(request: Request, p: str,
+                                    who: Caller = Depends(guard("create_jdbc_connector"))) -> Any:
+        """A PostgreSQL/MySQL/MariaDB connector for on-demand feature groups (password sealed)."""
+        body = await _json_body(request)
+        name = _pop_name(body, "storage connector")
+        return await call("create_jdbc_connector", p, name, lock=("connector", p, name), **body)
+
+    @route("create_on_demand_group", status_code=201,
+           body=obj(name={"type": "string"}, version={"type": "integer"}, query={"type": "string"},
+                    connector={"type": "string"}, description={"type": "string"}, primary_key={},
+                    event_time={"type": "string"}, feature_descriptions={"type": "object"},
+                    metadata={"type": "object"}))
+    async def create_on_demand_group(request: Request, p: str,
+                                     who: Caller = Depends(guard("create_on_demand_group"))) -> Any:
+        """An on-demand feature group: a query on a JDBC connector, run at every read."""
+        body = await _json_body(request)
+        name = _pop_name(body, "feature group")
+        version = body.pop("version", None)
+        return await call("create_on_demand_group", p, name, version, lock=("fg", p, name), **body)
+
+    # --- time travel: deletes by key, compaction, retention ----------------------------------------
+
+    @route("delete_rows")
+    async def delete_rows(request: Request, p: str, name: str, who: Caller = Depends(guard("delete_rows"))) -> Any:
+        """Delete the rows whose primary key is in the Arrow body (one commit). Options: ``version``."""
+        table, options = await _arrow_body(request)
+        return await call("delete_rows", p, name, options.get("version"), table, lock=("fg", p, name))
+
+    @route("compact", body=obj(retention_hours={"type": "integer"}))
+    async def compact(request: Request, p: str, name: str, version: int | None = version_q,
+                      who: Caller = Depends(guard("compact"))) -> Any:
+        """Compact the group's files and vacuum those older than the retention window."""
+        hours = (await _json_body(request)).get("retention_hours")
+        return await call("compact", p, name, version, hours, lock=("fg", p, name))
+
+    @route("get_retention")
+    async def get_retention(p: str, name: str, version: int | None = version_q,
+                            who: Caller = Depends(guard("get_retention"))) -> Any:
+        return {"retention_hours": await call("get_retention", p, name, version)}
+
+    @route("set_retention", body=obj(retention_hours={"type": "integer"}))
+    async def set_retention(request: Request, p: str, name: str, version: int | None = version_q,
+                            who: Caller = Depends(guard("set_retention"))) -> Any:
+        hours = (await _json_body(request)).get("retention_hours")
+        return await call("set_retention", p, name, version, hours, lock=("fg", p, name))
 
     # --- errors ----------------------------------------------------------------------------------
 

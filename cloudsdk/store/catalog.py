@@ -157,6 +157,16 @@ connector_secrets = sa.Table(
     sa.Column("ciphertext", sa.Text, nullable=False),  # Fernet token of the secrets' JSON
 )
 
+# On-demand feature groups (cloudsdk.store.ondemand): the query and the JDBC connector it runs
+# on; the group's row in feature_groups holds its schema. A new table only.
+on_demand_sources = sa.Table(
+    "on_demand_sources",
+    metadata,
+    sa.Column("fg_id", sa.ForeignKey("feature_groups.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("connector", sa.String(63), nullable=False),
+    sa.Column("query", sa.Text, nullable=False),
+)
+
 # --- security: users, project membership, API keys, read-only sharing ------------------
 # (see cloudsdk.store.security; new tables only, so existing catalogs gain them on open)
 

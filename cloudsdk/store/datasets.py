@@ -44,7 +44,7 @@ from cloudsdk.errors import (
     TrainingDatasetNotFoundError,
 )
 from cloudsdk.store import catalog as C
-from cloudsdk.store import schema, statistics
+from cloudsdk.store import ondemand, schema, statistics
 from cloudsdk.store.secrets import SecretBox
 
 WRITE_MODES = ("overwrite", "error")
@@ -149,6 +149,11 @@ class TrainingDatasetsMixin:
         s3util.filesystem(config)  # validates endpoint_url
         secrets = {k: v for k, v in (("access_key", access_key), ("secret_key", secret_key),
                                       ("session_token", session_token)) if v}
+        return self._insert_connector(project, fs_id, name, "s3", description, config, secrets, exist_ok=exist_ok)
+
+    def _insert_connector(self, project: str, fs_id: int, name: str, kind: str, description: str,
+                          config: Mapping[str, Any], secrets: Mapping[str, Any], *, exist_ok: bool) -> dict[str, Any]:
+        """Add a connector row (and its sealed secrets, if any); the connector's public view."""
         with self.catalog.begin() as conn:
             found = conn.execute(sa.select(C.storage_connectors.c.id).where(
                 C.storage_connectors.c.fs_id == fs_id, C.storage_connectors.c.name == name)).first()
@@ -157,11 +162,11 @@ class TrainingDatasetsMixin:
                     return self.get_storage_connector(project, name)
                 raise AlreadyExistsError(f"storage connector {name!r} already exists in project {project!r}")
             cid = conn.execute(C.storage_connectors.insert().values(
-                fs_id=fs_id, name=name, type="s3", description=description or "",
-                config=C.dumps(config))).inserted_primary_key[0]  # type: ignore[index]
+                fs_id=fs_id, name=name, type=kind, description=description or "",
+                config=C.dumps(dict(config)))).inserted_primary_key[0]  # type: ignore[index]
             if secrets:
                 conn.execute(C.connector_secrets.insert().values(
-                    connector_id=cid, ciphertext=self._secrets.seal(secrets)))
+                    connector_id=cid, ciphertext=self._secrets.seal(dict(secrets))))
         return self.get_storage_connector(project, name)
 
     def _connector_row(self, project: str, name: str) -> Any:
@@ -182,6 +187,8 @@ class TrainingDatasetsMixin:
         config = json.loads(row.config)
         secrets = self._secrets.open(row.ciphertext) if row.ciphertext else {}
         out = {"name": row.name, "type": row.type, "description": row.description, **config}
+        if row.type == "jdbc":  # a password, shown only with_secrets (data owners)
+            return ondemand.connector_view(out, secrets, with_secrets)
         if with_secrets:
             out.update({k: secrets.get(k) for k in _S3_SECRET_FIELDS})
         else:
@@ -219,6 +226,13 @@ class TrainingDatasetsMixin:
             if used:
                 raise InvalidArgumentError(
                     f"storage connector {name!r} holds {used} training dataset version(s); delete them first")
+            readers = conn.execute(sa.select(sa.func.count()).select_from(C.on_demand_sources).where(
+                C.on_demand_sources.c.connector == name, C.on_demand_sources.c.fg_id.in_(
+                    sa.select(C.feature_groups.c.id).where(C.feature_groups.c.fs_id == row.fs_id)))).scalar()
+            if readers:
+                raise InvalidArgumentError(
+                    f"storage connector {name!r} is read by {readers} on-demand feature group version(s); "
+                    "delete them first")
             conn.execute(C.connector_secrets.delete().where(C.connector_secrets.c.connector_id == row.id))
             conn.execute(C.storage_connectors.delete().where(C.storage_connectors.c.id == row.id))
 
@@ -280,6 +294,9 @@ class TrainingDatasetsMixin:
         if sink == f"{project}_featurestore":
             raise InvalidArgumentError(f"{sink!r} holds the offline feature groups; it cannot be a training-dataset sink")
         row = self._connector_row(project, sink)
+        if row.type != "s3":
+            raise InvalidArgumentError(f"storage connector {sink!r} is a {row.type} connector; "
+                                       "training datasets go to the managed location or an S3 connector")
         conn = self._connector_view(row, with_secrets=True)
         out.update(connector=sink, location=s3util.dataset_url(conn, dirname), s3=conn)
         return out

@@ -363,7 +363,7 @@ def to_sql(
                 raise FeatureNotFoundError(f"feature {f!r} is not in feature group {g.table}")
         skip: set[str] = set()
         if join is None:
-            from_parts.append(f"{q(g.table)} AS {alias}")
+            from_parts.append(f"{q(source_table(s['fg']))} AS {alias}")
         else:
             parent_idx = next(k for k in range(i) if any(j is join for j in (flat[k][0].get("joins") or [])))
             parent = aliases[parent_idx]
@@ -382,7 +382,7 @@ def to_sql(
             if jt not in JOIN_TYPES:
                 raise InvalidArgumentError(f"join_type must be one of {sorted(JOIN_TYPES)}, got {jt!r}")
             cond = " AND ".join(f"{parent}.{q(a)} = {alias}.{q(b)}" for a, b in zip(left_on, right_on, strict=True))
-            from_parts.append(f"{JOIN_TYPES[jt]} {q(g.table)} AS {alias} ON {cond}")
+            from_parts.append(f"{JOIN_TYPES[jt]} {q(source_table(s['fg']))} AS {alias} ON {cond}")
             if not join.get("left_on"):  # `on=` or the default key: one column per key
                 skip = set(left_on)
         if join is not None and skip and join.get("join_type", "inner") != "inner":
@@ -420,3 +420,10 @@ def to_sql(
     if filters:
         sql += " WHERE " + " AND ".join(filters)
     return sql, [(name, g) for name, _, g in columns]
+
+
+def source_table(fg: Mapping[str, Any]) -> str:
+    """The table a spec node reads: ``<name>_<version>``, or ``<name>_<version>@<commit>`` for a
+    group pinned to a commit by ``as_of`` (``fg.commit``, set by the store's ``pin_as_of``)."""
+    base = f"{fg['name']}_{int(fg['version'])}"
+    return base if fg.get("commit") is None else f"{base}@{int(fg['commit'])}"

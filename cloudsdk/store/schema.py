@@ -293,3 +293,25 @@ def serialize_schema(schema: pa.Schema) -> str:
 def deserialize_schema(text: str) -> pa.Schema:
     """Inverse of :func:`serialize_schema`."""
     return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
+
+
+def check_keys(logical: pa.Schema, primary_key: Sequence[str], event_time: str | None, *,
+               source: str = "the dataframe") -> None:
+    """Primary-key columns must be columns of integers, strings, dates or timestamps; the
+    event time a timestamp or date column (``source`` names where the columns come from)."""
+    missing = [c for c in primary_key if c not in logical.names]
+    if missing:
+        raise SchemaMismatchError(
+            f"primary key column(s) {missing} are not columns of {source} (columns: {', '.join(logical.names)})")
+    for c in primary_key:
+        t = logical.field(c).type
+        if pa.types.is_floating(t) or pa.types.is_list(t) or pa.types.is_fixed_size_list(t):
+            raise SchemaMismatchError(f"primary key column {c!r} has type {feature_type(t)}; "
+                                      "use integers, strings, dates or timestamps")
+    if event_time is not None:
+        if event_time not in logical.names:
+            raise SchemaMismatchError(f"event_time column {event_time!r} is not a column of {source}")
+        t = logical.field(event_time).type
+        if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
+            raise SchemaMismatchError(
+                f"event_time column {event_time!r} must be a timestamp or date, not {feature_type(t)}")

@@ -31,10 +31,13 @@ from cloudsdk.errors import (
     UnsupportedError,
 )
 from cloudsdk.store import catalog as C
-from cloudsdk.store import planner, schema, statistics
+from cloudsdk.store import planner, schema, statistics, timetravel
 from cloudsdk.store import sql as sqlbox
 from cloudsdk.store.datasets import TrainingDatasetsMixin
 from cloudsdk.store.offline import OfflineTable
+from cloudsdk.store.ondemand import OnDemandMixin, is_on_demand
+from cloudsdk.store.pit_query import PointInTimeMixin
+from cloudsdk.store.timetravel import TimeTravelMixin
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +46,7 @@ WRITE_MODES = ("append", "overwrite", "upsert")
 _TABLE_RE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*?)_(?P<version>[0-9]+)$")
 
 
-class FeatureStoreService(TrainingDatasetsMixin):
+class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin, PointInTimeMixin):
     """The store: a catalog plus offline Delta tables under one data directory."""
 
     def __init__(self, root: str | Path, metadata_url: str | None = None) -> None:
@@ -173,6 +176,7 @@ class FeatureStoreService(TrainingDatasetsMixin):
             "location": row.location,
             "created": row.created.isoformat(),
             "updated": row.updated.isoformat(),
+            **self._on_demand_fields(row),
         }
 
     def describe_group(self, project: str, name: str, version: int | None = None) -> dict[str, Any]:
@@ -251,6 +255,7 @@ class FeatureStoreService(TrainingDatasetsMixin):
         source = arrow_schema if arrow_schema is not None else data.schema  # type: ignore[union-attr]
         logical = schema.keep_pandas_metadata(source, source)
         schema.check_columns(logical)
+        timetravel.check_reserved(logical)
         pk = _as_list(primary_key) or [logical.names[0]]
         parts = _as_list(partition_by)
         for label, cols in (("primary key", pk), ("partition", parts)):
@@ -260,19 +265,7 @@ class FeatureStoreService(TrainingDatasetsMixin):
                     f"{label} column(s) {missing} are not columns of the dataframe "
                     f"(columns: {', '.join(logical.names)})"
                 )
-        for c in pk:
-            t = logical.field(c).type
-            if pa.types.is_floating(t) or pa.types.is_list(t) or pa.types.is_fixed_size_list(t):
-                raise SchemaMismatchError(f"primary key column {c!r} has type {schema.feature_type(t)}; "
-                                          "use integers, strings, dates or timestamps")
-        if event_time is not None:
-            if event_time not in logical.names:
-                raise SchemaMismatchError(f"event_time column {event_time!r} is not a column of the dataframe")
-            t = logical.field(event_time).type
-            if not (pa.types.is_timestamp(t) or pa.types.is_date(t)):
-                raise SchemaMismatchError(
-                    f"event_time column {event_time!r} must be a timestamp or date, not {schema.feature_type(t)}"
-                )
+        schema.check_keys(logical, pk, event_time)
         descriptions = dict(feature_descriptions or {})
         unknown = [k for k in descriptions if k not in logical.names]
         if unknown:
@@ -312,7 +305,8 @@ class FeatureStoreService(TrainingDatasetsMixin):
         try:
             shutil.rmtree(location, ignore_errors=True)
             stored = schema.to_storage(data, logical) if data is not None else None
-            table.create(schema.storage_schema(logical), parts, stored)
+            table.create(timetravel.with_commit_field(schema.storage_schema(logical)), parts,
+                         timetravel.with_commit(stored, 0) if stored is not None else None)
             self._record_commit(fg_id, {"version": 0, "rows_inserted": stored.num_rows if stored else 0,
                                         "rows_updated": 0, "rows_deleted": 0}, "create")
             if data is not None:
@@ -374,6 +368,7 @@ class FeatureStoreService(TrainingDatasetsMixin):
         if not offline:
             raise UnsupportedError("inserts go to the offline store in this release (offline=True)")
         row = self._group_row(project, name, version)
+        self._refuse_on_demand(row, "insert into")
         logical = schema.deserialize_schema(row.arrow_schema)
         pk = json.loads(row.primary_key)
         parts = json.loads(row.partition_by)
@@ -381,6 +376,7 @@ class FeatureStoreService(TrainingDatasetsMixin):
         self._validate_rows(data, pk, row.event_time, mode)
         stored = schema.to_storage(data, logical)
         with self._lock(row.id):
+            stored = timetravel.stamp(OfflineTable(row.location), stored)  # the hidden _commit column
             result = OfflineTable(row.location).write(stored, mode, pk, parts)  # type: ignore[arg-type]
             self._record_commit(row.id, result, mode)
         self._after_commit(project, row.name, row.version, statistics)
@@ -400,7 +396,8 @@ class FeatureStoreService(TrainingDatasetsMixin):
         row = self._group_row(project, name, version)
         with self.catalog.begin() as conn:
             conn.execute(C.feature_groups.delete().where(C.feature_groups.c.id == row.id))
-        OfflineTable(row.location).delete()
+        if not is_on_demand(row):  # an on-demand group has no data of its own
+            OfflineTable(row.location).delete()
 
     def update_group(self, project: str, name: str, version: int, *, description: str | None = None,
                      feature_descriptions: Mapping[str, str] | None = None,
@@ -472,6 +469,8 @@ class FeatureStoreService(TrainingDatasetsMixin):
                            columns: Sequence[str] | None = None) -> dict[str, Any]:
         """Compute and store descriptive statistics of the latest commit."""
         row = self._group_row(project, name, version)
+        if is_on_demand(row):
+            return self._on_demand_statistics(project, row, columns)
         logical = schema.deserialize_schema(row.arrow_schema)
         if columns:
             unknown = [c for c in columns if c not in logical.names]
@@ -503,22 +502,30 @@ class FeatureStoreService(TrainingDatasetsMixin):
     # --- reading ---------------------------------------------------------------------------
 
     def read_group(self, project: str, name: str, version: int | None,
-                   columns: Sequence[str] | None = None) -> pa.Table:
-        """A feature group's latest snapshot as Arrow, in its own column order and types."""
+                   columns: Sequence[str] | None = None, as_of: Any = None) -> pa.Table:
+        """A feature group's latest snapshot (or the one of commit / time ``as_of``) as Arrow,
+        in its own column order and types."""
         row = self._group_row(project, name, version)
         logical = schema.deserialize_schema(row.arrow_schema)
         cols = list(columns) if columns is not None else logical.names
         unknown = [c for c in cols if c not in logical.names]
         if unknown:
             raise SchemaMismatchError(f"feature group {name!r} has no feature(s) {unknown}")
-        table = OfflineTable(row.location).dataset().to_table(columns=cols)
+        if is_on_demand(row) and as_of is None:
+            return self._read_on_demand(project, row, cols if columns is not None else None)
+        table = self._dataset_as_of(row, as_of)[0].to_table(columns=cols)
         return schema.from_storage(table, logical)
 
     def _datasets(self, project: str, keys: Iterable[tuple[str, int]],
-                  commits: dict[tuple[str, int], int] | None = None) -> dict[tuple[str, int], Any]:
+                  commits: dict[tuple[str, int], int | None] | None = None) -> dict[tuple[str, int], Any]:
         out = {}
         for name, version in keys:
             row = self._group_row(project, name, version)
+            if is_on_demand(row):  # no commits: the external query's rows now
+                if commits is not None:
+                    commits[(name, version)] = None
+                out[(name, version)] = (self._read_on_demand(project, row), schema.deserialize_schema(row.arrow_schema))
+                continue
             dataset, commit = OfflineTable(row.location).snapshot()
             if commits is not None:
                 commits[(name, version)] = commit
@@ -528,7 +535,7 @@ class FeatureStoreService(TrainingDatasetsMixin):
     def plan(self, project: str, spec: Mapping[str, Any]) -> tuple[str, list[tuple[str, planner.GroupInfo]]]:
         """The SQL a query spec runs, with the source group of each output column."""
         infos = {(g.name, g.version): g for g in self._group_infos(project)}
-        return planner.to_sql(spec, infos)
+        return planner.to_sql(self.pin_as_of(project, spec), infos)
 
     def run_query(self, project: str, spec: Mapping[str, Any]) -> pa.Table:
         """Execute a query spec (select/join/filter over feature groups)."""
@@ -537,18 +544,20 @@ class FeatureStoreService(TrainingDatasetsMixin):
     def run_query_pinned(self, project: str, spec: Mapping[str, Any]) -> tuple[pa.Table, list[dict[str, Any]]]:
         """Execute a query spec; also returns the feature groups it read, each with the offline
         commit (Delta version) it was read at: ``[{"name", "version", "commit"}]``."""
+        spec = self.pin_as_of(project, spec)  # groups read as_of a commit or time (timetravel)
         sql_text, outputs = self.plan(project, spec)
         keys = sorted(set(planner.tables_of(spec)))
-        commits: dict[tuple[str, int], int] = {}
+        commits: dict[tuple[str, int], int | None] = {}
         sources = self._datasets(project, keys, commits)
-        table = sqlbox.execute(sql_text, {f"{n}_{v}": sources[(n, v)][0] for n, v in keys})
+        named = {f"{n}_{v}": sources[(n, v)][0] for n, v in keys}
+        table = sqlbox.execute(sql_text, {**named, **self.pinned_sources(project, spec)})
         fields = []
         for (col, g), arr_field in zip(outputs, table.schema, strict=True):
             logical = sources[(g.name, g.version)][1]
             fields.append(pa.field(col, logical.field(col).type) if col in logical.names else arr_field)
         target = pa.schema(fields)
         table = table if table.schema.equals(target) else table.cast(target, safe=False)
-        read = [{"name": n, "version": v, "commit": commits[(n, v)]} for n, v in keys]
+        read = self.read_commits(spec, commits)
         return schema.with_pandas_metadata(table, [s for _, s in sources.values()]), read
 
     def feature_query(self, project: str, features: Sequence[str],
@@ -566,8 +575,9 @@ class FeatureStoreService(TrainingDatasetsMixin):
         spec = self.feature_query(project, features, featuregroups_version_dict, join_key)
         return self.run_query(project, spec)
 
-    def sql(self, project: str, query: str, *, dialect: sqlbox.Dialect = "auto") -> pa.Table:
-        """Run a read-only SELECT over the project's feature groups (tables ``<name>_<version>``)."""
+    def sql(self, project: str, query: str, *, dialect: sqlbox.Dialect = "auto", as_of: Any = None) -> pa.Table:
+        """Run a read-only SELECT over the project's feature groups (tables ``<name>_<version>``),
+        all of them at commit / time ``as_of`` when given (see docs/time-travel.md)."""
 
         def resolve(names: Iterable[str]) -> dict[str, Any]:
             out = {}
@@ -586,14 +596,17 @@ class FeatureStoreService(TrainingDatasetsMixin):
                         "tables are named <featuregroup>_<version>, e.g. teams_features_1",
                         table=table_name,
                     )
-                out[table_name] = OfflineTable(row.location).dataset()
+                out[table_name] = (self._read_on_demand(project, row) if is_on_demand(row)
+                                   else row)  # timetravel.run_sql opens the row's Delta table
             return out
 
-        return sqlbox.run(query, resolve, dialect=dialect)
+        return timetravel.run_sql(query, resolve, dialect=dialect, as_of=as_of)
 
     def history(self, project: str, name: str, version: int | None, limit: int | None = None) -> list[dict[str, Any]]:
         """The offline commits of a feature group, newest first, with their row counts."""
         row = self._group_row(project, name, version)
+        if is_on_demand(row):  # nothing is written: no commits
+            return []
         with self.catalog.read() as conn:
             recorded = {c.version: c for c in conn.execute(sa.select(C.commits).where(C.commits.c.fg_id == row.id))}
         out = []
@@ -601,8 +614,10 @@ class FeatureStoreService(TrainingDatasetsMixin):
             c = recorded.get(h.get("version"))
             metrics = h.get("operationMetrics", {})
             out.append({
+                "commit_id": h.get("version"),  # the id time travel takes: as_of=<commit_id>
                 "version": h.get("version"),
                 "timestamp": h.get("timestamp"),
+                "committed_at": timetravel.Commit(0, int(h.get("timestamp") or 0), "").time.isoformat(),
                 "operation": h.get("operation"),
                 "mode": c.mode if c else None,
                 "rows_inserted": c.rows_inserted if c else metrics.get("num_added_rows"),
