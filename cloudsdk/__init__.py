@@ -19,6 +19,7 @@ from cloudsdk.client import (
     Query,
     Statistics,
     TrainingDataset,
+    ValidationReport,
     connect,
 )
 
@@ -33,6 +34,7 @@ __all__ = [
     "Query",
     "Statistics",
     "TrainingDataset",
+    "ValidationReport",
     "__version__",
     "connect",
     "errors",

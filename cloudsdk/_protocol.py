@@ -47,6 +47,7 @@ STATUS_OF_CODE = {
     "invalid_argument": 400,
     "data_validation_error": 400,
     "schema_mismatch": 400,
+    "validation_failed": 400,
     "query_error": 400,
     "feature_name_collision": 400,
     "join_key_error": 400,
@@ -78,6 +79,8 @@ def error_payload(exc: BaseException) -> dict[str, Any]:
         for attr in ("candidates", "differences"):
             if hasattr(exc, attr):
                 details[attr] = list(getattr(exc, attr))
+        if isinstance(getattr(exc, "report", None), dict):  # ValidationFailedError
+            details["report"] = exc.report  # type: ignore[attr-defined]
         message = exc.message
         if details.get("differences"):
             message = message.split("\n", 1)[0]
@@ -93,6 +96,7 @@ def raise_error(payload: dict[str, Any]) -> None:
         FeatureNameCollisionError,
         SchemaMismatchError,
         ServiceError,
+        ValidationFailedError,
         error_class,
     )
 
@@ -106,6 +110,8 @@ def raise_error(payload: dict[str, Any]) -> None:
         raise cls(message, details.get("differences", ()))
     if issubclass(cls, FeatureNameCollisionError):
         raise cls(message, details.get("candidates", ()))
+    if issubclass(cls, ValidationFailedError):
+        raise cls(message, details.get("report") or {})
     raise cls(message)
 
 
@@ -126,7 +132,7 @@ ROUTES = {
     "add_metadata": "POST /projects/{p}/featuregroups/{name}/metadata",  # ?version= ; {"items": {...}}
     "remove_metadata": "POST /projects/{p}/featuregroups/{name}/metadata/remove",  # {"keys": [...]}
     "get_statistics": "GET /projects/{p}/featuregroups/{name}/statistics",  # ?version=&commit_version=
-    "compute_statistics": "POST /projects/{p}/featuregroups/{name}/statistics",  # {"columns": [...]}
+    "compute_statistics": "POST /projects/{p}/featuregroups/{name}/statistics",  # {"columns", "options"}
     "history": "GET /projects/{p}/featuregroups/{name}/commits",      # ?version=&limit=
     "plan": "POST /projects/{p}/query/plan",                          # {"spec"} -> {"sql"}
     "feature_query": "POST /projects/{p}/query/features",            # {"features", ...} -> spec
@@ -134,6 +140,7 @@ ROUTES = {
     "create_training_dataset": "POST /projects/{p}/trainingdatasets",  # Arrow body + options
     "describe_training_dataset": "GET /projects/{p}/trainingdatasets/{name}",  # ?version=
     "training_dataset_statistics": "GET /projects/{p}/trainingdatasets/{name}/statistics",
+    "compute_training_dataset_statistics": "POST /projects/{p}/trainingdatasets/{name}/statistics",
     "delete_training_dataset": "DELETE /projects/{p}/trainingdatasets/{name}/versions/{version}",
     "create_training_dataset_from_query": "POST /projects/{p}/trainingdatasets/query",  # {"name","version","spec",...}
     "create_training_dataset_pit": "POST /projects/{p}/trainingdatasets/pit",  # Arrow label rows + options
@@ -149,6 +156,26 @@ ROUTES = {
     "compact": "POST /projects/{p}/featuregroups/{name}/compact",  # ?version= ; {"retention_hours"}
     "get_retention": "GET /projects/{p}/featuregroups/{name}/retention",  # ?version= -> {"retention_hours"}
     "set_retention": "PUT /projects/{p}/featuregroups/{name}/retention",  # ?version= ; {"retention_hours"}
+    # data validation (store/validation.py)
+    "get_validation_rules": "GET /projects/{p}/featuregroups/{name}/validation/rules",  # ?version=
+    "add_validation_rule": "POST /projects/{p}/featuregroups/{name}/validation/rules",  # ?version= ; {"rule"}
+    "remove_validation_rule": "DELETE /projects/{p}/featuregroups/{name}/validation/rules/{rule}",  # ?version=
+    "validate": "POST /projects/{p}/featuregroups/{name}/validation/dryrun",  # Arrow body + options {"version"}
+    "run_validation": "POST /projects/{p}/featuregroups/{name}/validation/runs",  # ?version= ; {"commit_version"}
+    "validation_results": "GET /projects/{p}/featuregroups/{name}/validation/results",  # ?version=&commit_version=&limit=
+    # the registry (store/registry.py); {kind} = featuregroup | training_dataset
+    "search": "GET /projects/{p}/search",  # ?q=&kind=&limit=
+    "get_tags": "GET /projects/{p}/tags/{kind}/{name}",  # ?version=
+    "add_tag": "POST /projects/{p}/tags/{kind}/{name}",  # ?version= ; {"tag", "value"}
+    "remove_tag": "DELETE /projects/{p}/tags/{kind}/{name}/{tag}",  # ?version= -> tags left
+    "get_jobs": "GET /projects/{p}/jobs/{kind}/{name}",  # ?version=
+    "set_jobs": "PUT /projects/{p}/jobs/{kind}/{name}",  # ?version= ; {"jobs": [...]}
+    "get_training_dataset_metadata": "GET /projects/{p}/trainingdatasets/{name}/metadata",  # ?version=&keys=
+    "add_training_dataset_metadata": "POST /projects/{p}/trainingdatasets/{name}/metadata",  # {"items"}
+    "remove_training_dataset_metadata": "POST /projects/{p}/trainingdatasets/{name}/metadata/remove",  # {"keys"}
+    "training_dataset_features": "GET /projects/{p}/trainingdatasets/{name}/provenance",  # ?version=
+    "group_training_datasets": "GET /projects/{p}/featuregroups/{name}/trainingdatasets",  # ?version=
+    "compare_training_datasets": "GET /projects/{p}/trainingdatasets/{name}/compare",  # ?version=&other=&other_version=&keys=
 }
 
 # Flight ticket operations and the store method each runs (all reads).

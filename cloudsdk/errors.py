@@ -17,7 +17,8 @@ boundary and chained with ``raise ... from exc``::
     │   └── CommitNotFoundError     no commit of a feature group at that id or time (or vacuumed)
     ├── AlreadyExistsError          a feature group, dataset, project ... of that name and version exists
     ├── DataValidationError         rows the store refuses: null or duplicate primary keys ...
-    │   └── SchemaMismatchError     columns or types that do not match the feature group
+    │   ├── SchemaMismatchError     columns or types that do not match the feature group
+    │   └── ValidationFailedError   an error-level validation rule failed (carries the report)
     ├── QueryError                  the query planner could not plan the request
     │   ├── FeatureNameCollisionError   a feature name found in several feature groups
     │   └── JoinKeyError            no join key shared by the feature groups
@@ -37,7 +38,7 @@ boundary and chained with ``raise ... from exc``::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 ONLINE_UNSUPPORTED = (
@@ -75,6 +76,7 @@ __all__ = [
     "TLSError",
     "TrainingDatasetNotFoundError",
     "UnsupportedError",
+    "ValidationFailedError",
 ]
 
 
@@ -171,6 +173,20 @@ class SchemaMismatchError(DataValidationError):
             message = message + "\n" + "\n".join(f"  - {d}" for d in differences)
         super().__init__(message, **context)
         self.differences = list(differences)
+
+
+class ValidationFailedError(DataValidationError):
+    """An error-level validation rule of the feature group failed; nothing was written.
+
+    ``report`` is the validation report (a dict: ``status``, ``results`` ...), see
+    docs/validation.md.
+    """
+
+    code = "validation_failed"
+
+    def __init__(self, message: str, report: Mapping[str, Any] | None = None, **context: Any) -> None:
+        super().__init__(message, **context)
+        self.report: dict[str, Any] = dict(report or {})
 
 
 class QueryError(CloudSDKError):

@@ -18,12 +18,17 @@ from typing import Any
 from cloudsdk.client.connection import Connection
 from cloudsdk.client.connection import connect as _connect
 from cloudsdk.client.feature_store import FeatureStore
-from cloudsdk.errors import ONLINE_UNSUPPORTED, UnsupportedError
+from cloudsdk.errors import ONLINE_UNSUPPORTED, InvalidArgumentError, UnsupportedError
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "add_featuregroup_tag",
     "add_metadata",
+    "add_training_dataset_metadata",
+    "add_training_dataset_tag",
+    "add_validation_rule",
+    "compare_training_datasets",
     "connect",
     "create_featuregroup",
     "create_jdbc_connector",
@@ -36,6 +41,10 @@ __all__ = [
     "get_featuregroup_commits",
     "get_featuregroup_features_list",
     "get_featuregroup_statistics",
+    "get_featuregroup_tags",
+    "get_featuregroup_training_datasets",
+    "get_featuregroup_validation_rules",
+    "get_featuregroup_validations",
     "get_featuregroups",
     "get_features",
     "get_features_list",
@@ -46,15 +55,33 @@ __all__ = [
     "get_project_featurestores",
     "get_storage_connectors",
     "get_training_dataset",
+    "get_training_dataset_features_used",
+    "get_training_dataset_metadata",
     "get_training_dataset_path",
     "get_training_dataset_statistics",
+    "get_training_dataset_tags",
     "get_training_dataset_tf_record_schema",
     "get_training_datasets",
     "insert_into_featuregroup",
     "project_featurestore",
+    "remove_featuregroup_tag",
     "remove_metadata",
+    "remove_training_dataset_metadata",
+    "remove_training_dataset_tag",
+    "remove_validation_rule",
+    "search",
     "sql",
     "update_featuregroup_stats",
+    "update_training_dataset_stats",
+    "validate_featuregroup",
+    "visualize_featuregroup_clusters",
+    "visualize_featuregroup_correlations",
+    "visualize_featuregroup_descriptive_stats",
+    "visualize_featuregroup_distributions",
+    "visualize_training_dataset_clusters",
+    "visualize_training_dataset_correlations",
+    "visualize_training_dataset_descriptive_stats",
+    "visualize_training_dataset_distributions",
 ]
 
 _lock = threading.Lock()
@@ -165,13 +192,13 @@ def create_featuregroup(
     _no_online(online)
     if not offline:
         raise UnsupportedError("feature groups are stored offline in this release (offline=True)")
-    del jobs, feature_correlation, feature_histograms, cluster_analysis, num_bins, corr_method
+    del feature_correlation, feature_histograms, cluster_analysis, num_bins, corr_method
     del num_clusters, online_types
     stats: bool | Sequence[str] = list(stat_columns) if stat_columns and descriptive_statistics else \
         descriptive_statistics
     _fs(featurestore).create_feature_group(
         featuregroup, featuregroup_version, data=df, description=description, primary_key=primary_key,
-        partition_by=partition_by, event_time=event_time, metadata=metadata, statistics=stats)
+        partition_by=partition_by, event_time=event_time, metadata=metadata, statistics=stats, jobs=jobs)
 
 
 def insert_into_featuregroup(
@@ -327,12 +354,50 @@ def update_featuregroup_stats(
     num_clusters: int = 5,
     corr_method: str = "pearson",
 ) -> Any:
-    """Recompute a feature group's statistics now (descriptive statistics in this release)."""
-    del feature_correlation, feature_histograms, cluster_analysis, num_bins, num_clusters, corr_method
+    """Compute and store a feature group's statistics of its latest commit now, exactly as the
+    arguments say (descriptive statistics, Pearson/Spearman correlation, histograms with
+    ``num_bins`` bins, k-means with ``num_clusters`` clusters) over ``stat_columns`` (default all);
+    returns the :class:`cloudsdk.Statistics`."""
     fg = _fs(featurestore).get_feature_group(featuregroup, featuregroup_version)
-    if not descriptive_statistics:
-        return fg.statistics()
-    return fg.compute_statistics(stat_columns)
+    return fg.compute_statistics(
+        stat_columns, descriptive_statistics=descriptive_statistics, feature_correlation=feature_correlation,
+        feature_histograms=feature_histograms, cluster_analysis=cluster_analysis, num_bins=num_bins,
+        num_clusters=num_clusters, corr_method=corr_method)
+
+
+def visualize_featuregroup_distributions(featuregroup_name: str, featurestore: str | None = None,
+                                         featuregroup_version: int = 1, figsize: tuple[float, float] | None = None,
+                                         color: str = "lightblue", log: bool = False, align: str = "center",
+                                         plot: bool = True) -> Any:
+    """The histograms of a feature group's latest statistics, one chart per feature (a matplotlib
+    Figure; ``plot=False``: not shown)."""
+    fg = _fs(featurestore).get_feature_group(featuregroup_name, featuregroup_version)
+    return fg.plot_distributions(figsize=figsize, color=color, log=log, align=align, plot=plot)
+
+
+def visualize_featuregroup_correlations(featuregroup_name: str, featurestore: str | None = None,
+                                        featuregroup_version: int = 1, figsize: tuple[float, float] | None = None,
+                                        cmap: str = "coolwarm", annot: bool = True, plot: bool = True) -> Any:
+    """A heatmap of a feature group's correlation matrix (a matplotlib Figure)."""
+    fg = _fs(featurestore).get_feature_group(featuregroup_name, featuregroup_version)
+    return fg.plot_correlations(figsize=figsize, cmap=cmap, annot=annot, plot=plot)
+
+
+def visualize_featuregroup_clusters(featuregroup_name: str, featurestore: str | None = None,
+                                    featuregroup_version: int = 1, figsize: tuple[float, float] | None = None,
+                                    plot: bool = True) -> Any:
+    """A feature group's k-means clusters on the first two principal components (a matplotlib Figure)."""
+    fg = _fs(featurestore).get_feature_group(featuregroup_name, featuregroup_version)
+    return fg.plot_clusters(figsize=figsize, plot=plot)
+
+
+def visualize_featuregroup_descriptive_stats(featuregroup_name: str, featurestore: str | None = None,
+                                             featuregroup_version: int = 1) -> Any:
+    """A feature group's descriptive statistics as a pandas DataFrame (one row per feature)."""
+    from cloudsdk.client import plots
+
+    fg = _fs(featurestore).get_feature_group(featuregroup_name, featuregroup_version)
+    return plots.descriptive_frame(fg.statistics(), f"feature group {featuregroup_name!r}")
 
 
 def create_on_demand_featuregroup(
@@ -369,6 +434,7 @@ def create_training_dataset(
     seed: int | None = None,
     statistics: bool = True,
     descriptive_statistics: bool | None = None,
+    jobs: Sequence[Any] | None = None,
     **ignored: Any,
 ) -> None:
     """Write a dataframe (or a Query) as a training dataset.
@@ -376,7 +442,8 @@ def create_training_dataset(
     Formats: tfrecords (default, as in hops), parquet, csv, tsv, petastorm, avro, orc, npy,
     hdf5. ``sink`` names a storage connector (default the managed location; an S3 connector
     writes to its bucket); ``splits={"train": 0.8, "test": 0.2}`` with ``seed``. hops' Spark
-    options (``petastorm_args``, ``fixed``, ...) are accepted and ignored.
+    options (``petastorm_args``, ``fixed``, ...) are accepted and ignored. ``jobs``: the
+    jobs that compute the dataset, names or ``{"name", "url"}`` dicts (docs/registry.md).
     """
     if ignored:
         log.debug("create_training_dataset ignores %s", sorted(ignored))
@@ -384,7 +451,7 @@ def create_training_dataset(
         training_dataset, features_df, version=training_dataset_version, data_format=data_format,
         description=description, write_mode=write_mode,
         statistics=statistics if descriptive_statistics is None else descriptive_statistics,
-        sink=sink, path=path, splits=splits, seed=seed)
+        sink=sink, path=path, splits=splits, seed=seed, jobs=jobs)
 
 
 def get_training_dataset(training_dataset: str, featurestore: str | None = None,
@@ -419,6 +486,63 @@ def get_training_dataset_statistics(training_dataset: str, featurestore: str | N
     return _fs(featurestore).get_training_dataset(training_dataset, training_dataset_version).statistics()
 
 
+def update_training_dataset_stats(
+    training_dataset: str,
+    training_dataset_version: int = 1,
+    featurestore: str | None = None,
+    descriptive_statistics: bool = True,
+    feature_correlation: bool = True,
+    feature_histograms: bool = True,
+    cluster_analysis: bool = True,
+    stat_columns: Sequence[str] | None = None,
+    num_bins: int = 20,
+    num_clusters: int = 5,
+    corr_method: str = "pearson",
+) -> Any:
+    """Compute and store a training dataset's statistics now (the options of
+    :func:`update_featuregroup_stats`); returns the :class:`cloudsdk.Statistics`."""
+    td = _fs(featurestore).get_training_dataset(training_dataset, training_dataset_version)
+    return td.compute_statistics(
+        stat_columns, descriptive_statistics=descriptive_statistics, feature_correlation=feature_correlation,
+        feature_histograms=feature_histograms, cluster_analysis=cluster_analysis, num_bins=num_bins,
+        num_clusters=num_clusters, corr_method=corr_method)
+
+
+def visualize_training_dataset_distributions(training_dataset_name: str, featurestore: str | None = None,
+                                             training_dataset_version: int = 1,
+                                             figsize: tuple[float, float] | None = None, color: str = "lightblue",
+                                             log: bool = False, align: str = "center", plot: bool = True) -> Any:
+    """The histograms of a training dataset's statistics (a matplotlib Figure)."""
+    td = _fs(featurestore).get_training_dataset(training_dataset_name, training_dataset_version)
+    return td.plot_distributions(figsize=figsize, color=color, log=log, align=align, plot=plot)
+
+
+def visualize_training_dataset_correlations(training_dataset_name: str, featurestore: str | None = None,
+                                            training_dataset_version: int = 1,
+                                            figsize: tuple[float, float] | None = None, cmap: str = "coolwarm",
+                                            annot: bool = True, plot: bool = True) -> Any:
+    """A heatmap of a training dataset's correlation matrix (a matplotlib Figure)."""
+    td = _fs(featurestore).get_training_dataset(training_dataset_name, training_dataset_version)
+    return td.plot_correlations(figsize=figsize, cmap=cmap, annot=annot, plot=plot)
+
+
+def visualize_training_dataset_clusters(training_dataset_name: str, featurestore: str | None = None,
+                                        training_dataset_version: int = 1,
+                                        figsize: tuple[float, float] | None = None, plot: bool = True) -> Any:
+    """A training dataset's k-means clusters on the first two principal components (a matplotlib Figure)."""
+    td = _fs(featurestore).get_training_dataset(training_dataset_name, training_dataset_version)
+    return td.plot_clusters(figsize=figsize, plot=plot)
+
+
+def visualize_training_dataset_descriptive_stats(training_dataset_name: str, featurestore: str | None = None,
+                                                 training_dataset_version: int = 1) -> Any:
+    """A training dataset's descriptive statistics as a pandas DataFrame."""
+    from cloudsdk.client import plots
+
+    td = _fs(featurestore).get_training_dataset(training_dataset_name, training_dataset_version)
+    return plots.descriptive_frame(td.statistics(), f"training dataset {training_dataset_name!r}")
+
+
 def get_training_dataset_tf_record_schema(training_dataset: str, featurestore: str | None = None,
                                           training_dataset_version: int = 1) -> Any:
     """The parsing spec of a tfrecords training dataset: a dict of ``tf.io.FixedLenFeature`` /
@@ -448,3 +572,140 @@ def create_jdbc_connector(name: str, url: str, user: str | None = None, password
     (see ``FeatureStore.create_jdbc_connector`` for the options: description, arguments,
     query_timeout_s, exist_ok)."""
     _fs(featurestore).create_jdbc_connector(name, url, user, password, **options)
+
+
+# --- data validation (docs/validation.md) ------------------------------------------------------
+
+
+def add_validation_rule(featuregroup: str, name: str, rule_type: str, features: str | Sequence[str] | None = None,
+                        featuregroup_version: int = 1, featurestore: str | None = None, *,
+                        min: float | None = None, max: float | None = None, level: str = "error",
+                        hint: str = "", pattern: str | None = None,
+                        allowed_values: Sequence[Any] | None = None) -> dict[str, Any]:
+    """Add a validation rule to a feature group (see ``FeatureGroup.add_validation_rule``);
+    every later insert is checked against it first."""
+    fg = _fs(featurestore).get_feature_group(featuregroup, featuregroup_version)
+    return fg.add_validation_rule(name, rule_type, features, min=min, max=max, level=level, hint=hint,
+                                  pattern=pattern, allowed_values=allowed_values)
+
+
+def get_featuregroup_validation_rules(featuregroup: str, featurestore: str | None = None,
+                                      featuregroup_version: int = 1) -> list[dict[str, Any]]:
+    """A feature group's validation rules, in the order they were added."""
+    return _fs(featurestore).get_feature_group(featuregroup, featuregroup_version).get_validation_rules()
+
+
+def remove_validation_rule(featuregroup: str, name: str, featurestore: str | None = None,
+                           featuregroup_version: int = 1) -> None:
+    """Remove a validation rule from a feature group."""
+    _fs(featurestore).get_feature_group(featuregroup, featuregroup_version).remove_validation_rule(name)
+
+
+def validate_featuregroup(featuregroup: str, featurestore: str | None = None, featuregroup_version: int = 1,
+                          commit_version: int | None = None, dataframe: Any = None) -> Any:
+    """Run the validation job of a feature group: validate its rows at ``commit_version``
+    (default: the latest commit) and store the report. With ``dataframe``: a dry run of those
+    rows instead (nothing is stored). Returns a :class:`ValidationReport`."""
+    fg = _fs(featurestore).get_feature_group(featuregroup, featuregroup_version)
+    if dataframe is not None:
+        if commit_version is not None:
+            raise InvalidArgumentError("validate_featuregroup: give a dataframe or a commit_version, not both")
+        return fg.validate(dataframe)
+    return fg.run_validation(commit_version)
+
+
+def get_featuregroup_validations(featuregroup: str, featurestore: str | None = None, featuregroup_version: int = 1,
+                                 commit_version: int | None = None, limit: int | None = None) -> list[Any]:
+    """A feature group's stored validation reports (:class:`ValidationReport`), newest first;
+    only those of ``commit_version`` if given."""
+    fg = _fs(featurestore).get_feature_group(featuregroup, featuregroup_version)
+    return fg.validation_results(commit_version, limit)
+
+
+# --- the registry: search, tags, training-dataset metadata, provenance (docs/registry.md) -----
+
+
+def search(query: str, kind: str | None = None, limit: int = 50, featurestore: str | None = None) -> list[Any]:
+    """Keyword search over feature groups, features and training datasets (names,
+    descriptions, metadata, tags); results grouped by name, best first (``FeatureStore.search``)."""
+    return _fs(featurestore).search(query, kind, limit)
+
+
+def add_featuregroup_tag(featuregroup: str, tag: str, value: str | None = None, featuregroup_version: int = 1,
+                         featurestore: str | None = None) -> dict[str, str | None]:
+    """Tag a feature group (``value`` optional); returns all its tags."""
+    return _fs(featurestore).get_feature_group(featuregroup, featuregroup_version).add_tag(tag, value)
+
+
+def get_featuregroup_tags(featuregroup: str, featuregroup_version: int = 1,
+                          featurestore: str | None = None) -> dict[str, str | None]:
+    """A feature group's tags: ``{name: value or None}``."""
+    return _fs(featurestore).get_feature_group(featuregroup, featuregroup_version).get_tags()
+
+
+def remove_featuregroup_tag(featuregroup: str, tag: str, featuregroup_version: int = 1,
+                            featurestore: str | None = None) -> dict[str, str | None]:
+    """Remove a feature group's tag; returns the tags left."""
+    return _fs(featurestore).get_feature_group(featuregroup, featuregroup_version).remove_tag(tag)
+
+
+def add_training_dataset_tag(training_dataset: str, tag: str, value: str | None = None,
+                             training_dataset_version: int = 1,
+                             featurestore: str | None = None) -> dict[str, str | None]:
+    """Tag a training dataset (``value`` optional); returns all its tags."""
+    return _fs(featurestore).get_training_dataset(training_dataset, training_dataset_version).add_tag(tag, value)
+
+
+def get_training_dataset_tags(training_dataset: str, training_dataset_version: int = 1,
+                              featurestore: str | None = None) -> dict[str, str | None]:
+    """A training dataset's tags: ``{name: value or None}``."""
+    return _fs(featurestore).get_training_dataset(training_dataset, training_dataset_version).get_tags()
+
+
+def remove_training_dataset_tag(training_dataset: str, tag: str, training_dataset_version: int = 1,
+                                featurestore: str | None = None) -> dict[str, str | None]:
+    """Remove a training dataset's tag; returns the tags left."""
+    return _fs(featurestore).get_training_dataset(training_dataset, training_dataset_version).remove_tag(tag)
+
+
+def add_training_dataset_metadata(training_dataset: str, metadata: Mapping[str, str],
+                                  training_dataset_version: int = 1, featurestore: str | None = None) -> None:
+    """Attach custom metadata to a training dataset."""
+    _fs(featurestore).get_training_dataset(training_dataset, training_dataset_version).add_metadata(metadata)
+
+
+def get_training_dataset_metadata(training_dataset: str, keys: Sequence[str] | None = None,
+                                  training_dataset_version: int = 1,
+                                  featurestore: str | None = None) -> dict[str, str]:
+    """A training dataset's custom metadata: all of it, or the given keys."""
+    return _fs(featurestore).get_training_dataset(training_dataset, training_dataset_version).get_metadata(keys)
+
+
+def remove_training_dataset_metadata(training_dataset: str, keys: Sequence[str], training_dataset_version: int = 1,
+                                     featurestore: str | None = None) -> None:
+    """Remove custom metadata keys from a training dataset."""
+    _fs(featurestore).get_training_dataset(training_dataset, training_dataset_version).remove_metadata(keys)
+
+
+def get_training_dataset_features_used(training_dataset: str, training_dataset_version: int = 1,
+                                       featurestore: str | None = None) -> dict[str, Any]:
+    """Which feature groups, versions, commits and features trained a dataset (its provenance)."""
+    return _fs(featurestore).get_training_dataset(training_dataset, training_dataset_version).features_used()
+
+
+def get_featuregroup_training_datasets(featuregroup: str, featuregroup_version: int = 1,
+                                       featurestore: str | None = None) -> list[dict[str, Any]]:
+    """The training datasets built from a feature group version."""
+    return _fs(featurestore).get_feature_group(featuregroup, featuregroup_version).training_datasets()
+
+
+def compare_training_datasets(training_dataset: str, other_training_dataset: str,
+                              training_dataset_version: int = 1, other_training_dataset_version: int = 1,
+                              keys: str | Sequence[str] | None = None,
+                              featurestore: str | None = None) -> dict[str, Any]:
+    """How the data changed between two training datasets: schema, statistics and (with
+    ``keys``) row-level counts (``FeatureStore.compare_training_datasets``)."""
+    fs = _fs(featurestore)
+    a = fs.get_training_dataset(training_dataset, training_dataset_version)
+    b = fs.get_training_dataset(other_training_dataset, other_training_dataset_version)
+    return fs.compare_training_datasets(a, b, keys=keys)

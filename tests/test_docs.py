@@ -31,6 +31,9 @@ RUNNABLE_PAGES = [
     "training-datasets.md",
     "formats.md",
     "time-travel.md",
+    "registry.md",
+    "statistics.md",
+    "validation.md",
     "storage-connectors.md",
     "../README.md",
 ]

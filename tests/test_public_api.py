@@ -24,6 +24,7 @@ CLIENT_MODULES = [
     "cloudsdk.client.frames",
     "cloudsdk.client.query",
     "cloudsdk.client.training_dataset",
+    "cloudsdk.client.validation",
 ]
 
 

@@ -199,6 +199,7 @@ WRITE_REQUESTS = {
     "add_metadata": ("POST", "/projects/{p}/featuregroups/tx/metadata"),
     "remove_metadata": ("POST", "/projects/{p}/featuregroups/tx/metadata/remove"),
     "compute_statistics": ("POST", "/projects/{p}/featuregroups/tx/statistics"),
+    "compute_training_dataset_statistics": ("POST", "/projects/{p}/trainingdatasets/tx/statistics"),
     "create_training_dataset": ("POST", "/projects/{p}/trainingdatasets"),
     "delete_training_dataset": ("DELETE", "/projects/{p}/trainingdatasets/td/versions/1"),
     "create_training_dataset_from_query": ("POST", "/projects/{p}/trainingdatasets/query"),
@@ -211,6 +212,15 @@ WRITE_REQUESTS = {
     "delete_rows": ("POST", "/projects/{p}/featuregroups/tx/delete"),
     "compact": ("POST", "/projects/{p}/featuregroups/tx/compact"),
     "set_retention": ("PUT", "/projects/{p}/featuregroups/tx/retention"),
+    "add_validation_rule": ("POST", "/projects/{p}/featuregroups/tx/validation/rules"),
+    "remove_validation_rule": ("DELETE", "/projects/{p}/featuregroups/tx/validation/rules/r1"),
+    "run_validation": ("POST", "/projects/{p}/featuregroups/tx/validation/runs"),
+    "create_training_dataset_pit": ("POST", "/projects/{p}/trainingdatasets/pit"),
+    "add_tag": ("POST", "/projects/{p}/tags/featuregroup/tx"),
+    "remove_tag": ("DELETE", "/projects/{p}/tags/featuregroup/tx/pii"),
+    "set_jobs": ("PUT", "/projects/{p}/jobs/featuregroup/tx"),
+    "add_training_dataset_metadata": ("POST", "/projects/{p}/trainingdatasets/td/metadata"),
+    "remove_training_dataset_metadata": ("POST", "/projects/{p}/trainingdatasets/td/metadata/remove"),
 }
 
 

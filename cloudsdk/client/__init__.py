@@ -5,6 +5,7 @@ from cloudsdk.client.feature_group import Feature, FeatureGroup, Statistics
 from cloudsdk.client.feature_store import FeatureStore
 from cloudsdk.client.query import Filter, Query
 from cloudsdk.client.training_dataset import TrainingDataset
+from cloudsdk.client.validation import ValidationReport
 
 __all__ = [
     "Connection",
@@ -15,5 +16,6 @@ __all__ = [
     "Query",
     "Statistics",
     "TrainingDataset",
+    "ValidationReport",
     "connect",
 ]

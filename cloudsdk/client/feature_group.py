@@ -13,11 +13,13 @@ from cloudsdk._asof import encode_as_of
 from cloudsdk._names import validate_metadata
 from cloudsdk.client.frames import from_arrow, to_arrow
 from cloudsdk.client.query import Filter, Query
+from cloudsdk.client.validation import ValidationReport
 from cloudsdk.errors import (
     ONLINE_UNSUPPORTED,
     FeatureGroupNotFoundError,
     FeatureNotFoundError,
     InvalidArgumentError,
+    NotFoundError,
     UnsupportedError,
 )
 
@@ -108,6 +110,45 @@ class Statistics:
 
     def _repr_html_(self) -> str:
         return str(self.to_pandas()._repr_html_())
+
+    def correlation(self) -> Any:
+        """The correlation matrix as a pandas DataFrame (features x features).
+
+        Raises:
+            NotFoundError: the statistics were computed without feature correlation.
+        """
+        import pandas as pd
+
+        corr = self.content.get("correlation")
+        if not corr:
+            raise NotFoundError("these statistics have no correlation: compute them with feature_correlation=True")
+        return pd.DataFrame(corr["matrix"], index=corr["features"], columns=corr["features"], dtype="float64")
+
+    def histogram(self, feature: str) -> dict[str, Any]:
+        """A feature's histogram: ``{"kind": "numeric", "edges", "counts"}`` (``len(edges) ==
+        num_bins + 1``) or ``{"kind": "categorical", "values", "counts", "truncated"}`` (top values).
+
+        Raises:
+            NotFoundError: no histograms were computed. FeatureNotFoundError: none of ``feature``.
+        """
+        hists = self.content.get("histograms")
+        if not hists:
+            raise NotFoundError("these statistics have no histograms: compute them with feature_histograms=True")
+        if feature not in hists:
+            raise FeatureNotFoundError(f"no histogram of {feature!r}; there are histograms of {list(hists)}")
+        return dict(hists[feature])
+
+    def clusters(self) -> dict[str, Any]:
+        """The k-means cluster analysis: ``num_clusters``, ``features``, ``centroids`` (original
+        units), ``sizes``, ``inertia`` (standardised units) and a 2-D ``projection`` for plotting.
+
+        Raises:
+            NotFoundError: the statistics were computed without cluster analysis.
+        """
+        found = self.content.get("clusters")
+        if not found:
+            raise NotFoundError("these statistics have no cluster analysis: compute them with cluster_analysis=True")
+        return dict(found)
 
 
 class FeatureGroup:
@@ -230,8 +271,11 @@ class FeatureGroup:
             raise InvalidArgumentError(f"feature group {self.name!r} is already saved; use insert()")
         opts = dict(self._pending)
         name, version = opts.pop("name"), opts.pop("version", None)
+        jobs = opts.pop("jobs", None)  # recorded once the group exists (store/registry.py)
         meta = self._store._backend.create_group(self._store.project, name, version, to_arrow(data), **opts)
         self._refresh(meta)
+        if jobs:
+            self.set_jobs(jobs)
         return self
 
     def insert(self, data: Any, mode: str = "append", *, online: bool = False, offline: bool = True,
@@ -346,12 +390,93 @@ class FeatureGroup:
         content = self._store._backend.get_statistics(self._store.project, self.name, self.version, commit_version)
         return Statistics(content) if content else None
 
-    def compute_statistics(self, columns: Sequence[str] | None = None) -> Statistics:
-        """Compute statistics of the latest commit now."""
+    def compute_statistics(self, columns: Sequence[str] | None = None, *,
+                           descriptive_statistics: bool | None = None, feature_correlation: bool | None = None,
+                           feature_histograms: bool | None = None, cluster_analysis: bool | None = None,
+                           num_bins: int | None = None, num_clusters: int | None = None,
+                           corr_method: str | None = None) -> Statistics:
+        """Compute and store statistics of the latest commit now: the group's statistics
+        configuration, with the options given here laid over it (see docs/statistics.md)."""
+        from cloudsdk.client.stats_options import statistics_options
+
         self._store._check_writable()
         self._need_saved()
+        options = statistics_options(
+            descriptive_statistics=descriptive_statistics, feature_correlation=feature_correlation,
+            feature_histograms=feature_histograms, cluster_analysis=cluster_analysis, num_bins=num_bins,
+            num_clusters=num_clusters, corr_method=corr_method)
         return Statistics(self._store._backend.compute_statistics(
-            self._store.project, self.name, self.version, columns))
+            self._store.project, self.name, self.version, columns, options or None))
+
+    def statistics_config(self) -> dict[str, Any]:
+        """The statistics configuration used on insert (every option, defaults filled in)."""
+        from cloudsdk._stats_config import DEFAULT_CONFIG
+
+        stored = self._meta.get("statistics_config") or {}
+        return {**DEFAULT_CONFIG, **{k: v for k, v in stored.items() if k in DEFAULT_CONFIG}}
+
+    def set_statistics_config(self, *, enabled: bool | None = None, descriptive_statistics: bool | None = None,
+                              feature_correlation: bool | None = None, feature_histograms: bool | None = None,
+                              cluster_analysis: bool | None = None, stat_columns: Sequence[str] | None = None,
+                              num_bins: int | None = None, num_clusters: int | None = None,
+                              corr_method: str | None = None) -> dict[str, Any]:
+        """Change what is computed on insert (the options not given stay); returns the new configuration."""
+        from cloudsdk.client.stats_options import statistics_options
+
+        self._store._check_writable()
+        self._need_saved()
+        config = dict(self._meta.get("statistics_config") or {})
+        config.update(statistics_options(
+            descriptive_statistics=descriptive_statistics, feature_correlation=feature_correlation,
+            feature_histograms=feature_histograms, cluster_analysis=cluster_analysis, stat_columns=stat_columns,
+            num_bins=num_bins, num_clusters=num_clusters, corr_method=corr_method))
+        if enabled is not None:
+            config["enabled"] = bool(enabled)
+        self._refresh(self._store._backend.update_group(self._store.project, self.name, int(self.version or 0),
+                                                        statistics_config=config))
+        return self.statistics_config()
+
+    def plot_distributions(self, commit_version: int | None = None, **kwargs: Any) -> Any:
+        """The histograms of the latest (or a commit's) statistics as a matplotlib Figure
+        (options of :func:`cloudsdk.client.plots.plot_distributions`)."""
+        from cloudsdk.client import plots
+
+        return plots.plot_distributions(self.statistics(commit_version), owner=f"feature group {self.name!r}",
+                                        **kwargs)
+
+    def plot_correlations(self, commit_version: int | None = None, **kwargs: Any) -> Any:
+        """The correlation heatmap as a matplotlib Figure."""
+        from cloudsdk.client import plots
+
+        return plots.plot_correlations(self.statistics(commit_version), owner=f"feature group {self.name!r}",
+                                       **kwargs)
+
+    def plot_clusters(self, commit_version: int | None = None, **kwargs: Any) -> Any:
+        """The clusters' 2-D projection as a matplotlib Figure."""
+        from cloudsdk.client import plots
+
+        return plots.plot_clusters(self.statistics(commit_version), owner=f"feature group {self.name!r}", **kwargs)
+
+    def compare_statistics(self, commit_a: int, commit_b: int | None = None, *, other: Any = None) -> Any:
+        """Drift between two commits' statistics (``commit_b`` None: the latest), or between this
+        group's commit ``commit_a`` and another version's latest statistics (``other``: a
+        FeatureGroup): a pandas DataFrame of per-feature deltas and PSI
+        (:func:`cloudsdk.client.plots.compare_statistics`)."""
+        from cloudsdk.client import plots
+
+        if other is not None:
+            b, lb = other.statistics(commit_b), f"v{other.version}"
+        else:
+            b, lb = self.statistics(commit_b), "latest" if commit_b is None else f"commit {commit_b}"
+        return plots.compare_statistics(self.statistics(commit_a), b, labels=(f"commit {commit_a}", lb))
+
+    def plot_drift(self, commit_a: int, commit_b: int | None = None, **kwargs: Any) -> Any:
+        """Two commits' histograms overlaid, one chart per feature titled with its PSI."""
+        from cloudsdk.client import plots
+
+        lb = "latest" if commit_b is None else f"commit {commit_b}"
+        return plots.plot_drift(self.statistics(commit_a), self.statistics(commit_b),
+                                labels=(f"commit {commit_a}", lb), **kwargs)
 
     def commit_details(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The group's commits, newest first: ``commit_id`` (the Delta version, what ``as_of``
@@ -414,7 +539,8 @@ class FeatureGroup:
             state = "deleted" if self._pending.get("deleted") else "not saved"
             return f"FeatureGroup({self.name!r}, version={self.version}, {state})"
         feats = ", ".join(f"{n}{'*' if 'primary' in fl else ''}: {t}" for n, t, fl, _ in self._feature_lines())
-        return f"FeatureGroup({self.name!r}, version={self.version}, features=[{feats}])"
+        jobs = f", jobs={[j['name'] for j in self.jobs]}" if self.jobs else ""
+        return f"FeatureGroup({self.name!r}, version={self.version}, features=[{feats}]{jobs})"
 
     def _repr_html_(self) -> str:
         if not self.saved:
@@ -449,3 +575,127 @@ class FeatureGroup:
     def connector(self) -> str | None:
         """The JDBC connector an on-demand group's query runs on (None for a cached one)."""
         return self._meta.get("connector")
+
+    # --- data validation (docs/validation.md) --------------------------------------------------
+
+    def add_validation_rule(self, name: str, rule_type: str, features: str | Sequence[str] | None = None, *,
+                            min: float | None = None, max: float | None = None, level: str = "error",
+                            hint: str = "", pattern: str | None = None,
+                            allowed_values: Sequence[Any] | None = None) -> dict[str, Any]:
+        """Add a validation rule; every later insert is checked against it first.
+
+        Args:
+            name: the rule's name, unique in the group.
+            rule_type: completeness, uniqueness, distinctness, min, max, mean, sum, stddev,
+                size, pattern or allowed_values (see docs/validation.md).
+            features: the features it measures, one check each (none for ``size``).
+            min: the smallest acceptable measured value (inclusive); fraction rules default to 1.0.
+            max: the largest acceptable measured value (inclusive).
+            level: "error" (a failure rejects the insert) or "warning" (recorded with the commit).
+            hint: a note shown with the result.
+            pattern: the regular expression (RE2) of a ``pattern`` rule.
+            allowed_values: the values of an ``allowed_values`` rule.
+
+        Returns:
+            The stored rule as a dict.
+
+        Raises:
+            InvalidArgumentError: impossible bounds, an unknown type or level, a bad pattern.
+            SchemaMismatchError: unknown features, or a rule that does not fit a feature's type.
+            AlreadyExistsError: the group has a rule of that name.
+
+        Example::
+
+            fg.add_validation_rule("age_complete", "completeness", ["age"], min=1, max=1)
+        """
+        self._store._check_writable()
+        self._need_saved()
+        rule = {"name": name, "rule_type": rule_type,
+                "features": [features] if isinstance(features, str) else list(features or []),
+                "min": min, "max": max, "level": level, "hint": hint, "pattern": pattern,
+                "allowed_values": list(allowed_values) if allowed_values is not None else None}
+        return self._store._backend.add_validation_rule(self._store.project, self.name, self.version, rule)
+
+    def get_validation_rules(self) -> list[dict[str, Any]]:
+        """The group's validation rules, in the order they were added."""
+        self._need_saved()
+        return self._store._backend.get_validation_rules(self._store.project, self.name, self.version)
+
+    def remove_validation_rule(self, name: str) -> list[dict[str, Any]]:
+        """Remove a validation rule (NotFoundError if there is none of that name); returns the rules left."""
+        self._store._check_writable()
+        self._need_saved()
+        return self._store._backend.remove_validation_rule(self._store.project, self.name, self.version, name)
+
+    def validate(self, data: Any) -> ValidationReport:
+        """A dry run: validate ``data`` (pandas, polars or pyarrow) against the rules; nothing is
+        written or stored."""
+        self._need_saved()
+        return ValidationReport(self._store._backend.validate(
+            self._store.project, self.name, self.version, to_arrow(data)))
+
+    def run_validation(self, commit_version: int | None = None) -> ValidationReport:
+        """The validation job: validate the stored rows at ``commit_version`` (default: the
+        latest commit) and store the report with that commit."""
+        self._store._check_writable()
+        self._need_saved()
+        return ValidationReport(self._store._backend.run_validation(
+            self._store.project, self.name, self.version, commit_version))
+
+    def validation_results(self, commit_version: int | None = None,
+                           limit: int | None = None) -> list[ValidationReport]:
+        """Stored validation reports (inserts and jobs), newest first; only those of
+        ``commit_version`` if given, at most ``limit``."""
+        self._need_saved()
+        return [ValidationReport(r) for r in self._store._backend.validation_results(
+            self._store.project, self.name, self.version, commit_version, limit)]
+
+    # --- the registry: tags, jobs, provenance (docs/registry.md) ---------------------------
+
+    def add_tag(self, name: str, value: Any = None) -> dict[str, str | None]:
+        """Tag this feature group (``value`` optional; an existing tag's value is replaced);
+        returns all its tags. Tag names: lower-case letters, digits, ``_ . -``."""
+        from cloudsdk._registry import tag_value, validate_tag
+
+        self._store._check_writable()
+        self._need_saved()
+        tags = self._store._backend.add_tag(self._store.project, "featuregroup", self.name, self.version,
+                                            validate_tag(name), tag_value(value))
+        self._meta["tags"] = dict(tags)
+        return dict(tags)
+
+    def get_tags(self) -> dict[str, str | None]:
+        """The tags: ``{name: value or None}``."""
+        self._need_saved()
+        return dict(self._store._backend.get_tags(self._store.project, "featuregroup", self.name, self.version))
+
+    def remove_tag(self, name: str) -> dict[str, str | None]:
+        """Remove a tag (NotFoundError if there is none of that name); returns the tags left."""
+        self._store._check_writable()
+        self._need_saved()
+        tags = self._store._backend.remove_tag(self._store.project, "featuregroup", self.name, self.version, name)
+        self._meta["tags"] = dict(tags)
+        return dict(tags)
+
+    @property
+    def jobs(self) -> list[dict[str, str | None]]:
+        """The jobs that compute this feature group: ``[{"name", "url"}]``."""
+        return [dict(j) for j in self._meta.get("jobs") or self._pending.get("jobs") or []]
+
+    def set_jobs(self, jobs: Sequence[Any] | None) -> list[dict[str, str | None]]:
+        """Record the jobs that compute this group (names, or ``{"name", "url"}`` dicts),
+        replacing those recorded before."""
+        from cloudsdk._registry import normalize_jobs
+
+        self._store._check_writable()
+        self._need_saved()
+        clean = self._store._backend.set_jobs(self._store.project, "featuregroup", self.name, self.version,
+                                              normalize_jobs(jobs))
+        self._meta["jobs"] = list(clean)
+        return list(clean)
+
+    def training_datasets(self) -> list[dict[str, Any]]:
+        """The training datasets built from this feature group version (from their provenance):
+        ``[{"name", "version", "featuregroup_version", "commit", "created"}]``."""
+        self._need_saved()
+        return list(self._store._backend.group_training_datasets(self._store.project, self.name, self.version))

@@ -74,6 +74,8 @@ class FeatureStore:
         features: Mapping[str, str] | None = None,
         metadata: Mapping[str, str] | None = None,
         statistics: bool | Sequence[str] = True,
+        jobs: Sequence[Any] | None = None,
+        validation_rules: Sequence[Mapping[str, Any]] | None = None,
     ) -> FeatureGroup:
         """Create a feature group; with ``data`` it is saved at once, else on ``fg.save(df)``.
 
@@ -88,6 +90,10 @@ class FeatureStore:
             features: descriptions of features, ``{feature: description}``.
             metadata: custom metadata key/values.
             statistics: compute statistics on every insert (True), never (False), or of these columns.
+            jobs: the jobs that compute the group: names, or ``{"name", "url"}`` dicts (docs/registry.md).
+            validation_rules: rules as dicts of ``fg.add_validation_rule``'s arguments
+                (``{"name", "rule_type", "features", "min", ...}``); ``data`` is validated
+                against them first (docs/validation.md).
 
         Raises:
             AlreadyExistsError, InvalidNameError, SchemaMismatchError, DataValidationError, UnsupportedError.
@@ -102,6 +108,12 @@ class FeatureStore:
                        statistics_config=config)
         if online_enabled:
             raise UnsupportedError(ONLINE_UNSUPPORTED, featuregroup=name)
+        if jobs:
+            from cloudsdk._registry import normalize_jobs
+
+            options["jobs"] = normalize_jobs(jobs)  # type: ignore[assignment]
+        if validation_rules is not None:
+            options["validation_rules"] = list(map(dict, validation_rules))  # type: ignore[arg-type]
         fg = FeatureGroup(self, None, name=name, version=version, **options)
         if data is not None:
             fg.save(data)
@@ -227,6 +239,7 @@ class FeatureStore:
         entity_df: Any = None,
         event_time: str | None = None,
         ttl: Any = None,
+        jobs: Sequence[Any] | None = None,
     ) -> TrainingDataset:
         """Materialise a dataframe or a Query as training dataset files.
 
@@ -248,6 +261,8 @@ class FeatureStore:
             entity_df, event_time, ttl: with a Query, read it point in time for these label rows
                 (see :meth:`get_features`); the provenance records the query pinned to the
                 commits read, the ttl and the labels' SHA-256, so the same labels re-create it.
+            jobs: the jobs that compute the dataset: names, or ``{"name", "url"}`` dicts
+                (docs/registry.md).
 
         Raises:
             InvalidArgumentError, SchemaMismatchError (e.g. arrays in csv), AlreadyExistsError
@@ -255,6 +270,16 @@ class FeatureStore:
             (S3 access denied), StorageError (a bucket that does not exist).
         """
         self._check_writable()
+        if jobs:
+            from cloudsdk._registry import normalize_jobs
+
+            clean_jobs = normalize_jobs(jobs)  # checked before anything is written
+            td = self.create_training_dataset(
+                name, data, version=version, data_format=data_format, description=description,
+                write_mode=write_mode, statistics=statistics, sink=sink, path=path, splits=splits, seed=seed,
+                rows_per_file=rows_per_file, entity_df=entity_df, event_time=event_time, ttl=ttl)
+            td.set_jobs(clean_jobs)
+            return td
         opts: dict[str, Any] = {
             "data_format": data_format, "description": description, "write_mode": write_mode,
             "compute_statistics": statistics, "sink": sink, "path": path,
@@ -428,6 +453,40 @@ class FeatureStore:
             primary_key=_list(primary_key), event_time=event_time, feature_descriptions=dict(features or {}),
             metadata=validate_metadata(metadata or {}))
         return FeatureGroup(self, meta)
+
+
+    # --- the registry: search, provenance (docs/registry.md) --------------------------------
+
+    def search(self, query: str, kind: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Keyword search over feature groups, features and training datasets: names,
+        descriptions, feature descriptions, custom metadata and tags (case-insensitive; the
+        query is taken literally). Results are grouped by name (all matching versions
+        together, best version first) and ranked: exact name > name prefix > name substring >
+        a feature's name > description > tag / metadata > feature description.
+
+        Args:
+            query: the text to find.
+            kind: only ``"featuregroup"``, ``"feature"`` or ``"training_dataset"`` results.
+            limit: at most this many results.
+
+        Returns:
+            ``[{"kind", "name", "score", "match", "versions": [{"version", "score",
+            "description", "matches": [{"match", "field", "text"}]}]}]`` (features also carry
+            ``"featuregroup"`` and ``"type"``).
+        """
+        return self._backend.search(self.project, query, kind, limit)
+
+    def compare_training_datasets(self, a: TrainingDataset | str, b: TrainingDataset | str, *,
+                                  keys: str | Sequence[str] | None = None) -> dict[str, Any]:
+        """How the data changed from dataset ``a`` to ``b`` (objects, or names: latest version):
+        schema (added / removed / type-changed columns), statistics (per-feature deltas of
+        count, nulls, mean, stddev, min, max: B - A) and, with ``keys`` (columns unique in
+        both), row-level counts: only in A, only in B, in both, changed. See docs/registry.md."""
+        def ref(td: TrainingDataset | str) -> tuple[str, int | None]:
+            return (td, None) if isinstance(td, str) else (td.name, td.version)
+
+        (na, va), (nb, vb) = ref(a), ref(b)
+        return self._backend.compare_training_datasets(self.project, na, va, nb, vb, keys)
 
 
 def _ttl_seconds(ttl: Any) -> Any:

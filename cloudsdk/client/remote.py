@@ -293,9 +293,11 @@ class RemoteBackend:
                               json_body={"keys": keys_list})
 
     def compute_statistics(self, project: str, name: str, version: int | None,
-                           columns: Sequence[str] | None = None) -> dict[str, Any]:
+                           columns: Sequence[str] | None = None,
+                           options: Mapping[str, Any] | None = None) -> dict[str, Any]:
         return self.rest.call("compute_statistics", p=project, name=name, params={"version": version},
-                              json_body={"columns": list(columns) if columns else None})
+                              json_body={"columns": list(columns) if columns else None,
+                                         "options": dict(options) if options is not None else None})
 
     def get_statistics(self, project: str, name: str, version: int | None,
                        commit_version: int | None = None) -> dict[str, Any] | None:
@@ -380,6 +382,14 @@ class RemoteBackend:
         return self.rest.call("training_dataset_statistics", p=project, name=name,
                               params={"version": version})
 
+    def compute_training_dataset_statistics(self, project: str, name: str, version: int | None = None,
+                                            columns: Sequence[str] | None = None,
+                                            options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return self.rest.call("compute_training_dataset_statistics", p=project, name=name,
+                              params={"version": version},
+                              json_body={"columns": list(columns) if columns else None,
+                                         "options": dict(options) if options is not None else None})
+
     def delete_training_dataset(self, project: str, name: str, version: int) -> None:
         self.rest.call("delete_training_dataset", p=project, name=name, version=version)
 
@@ -417,6 +427,32 @@ class RemoteBackend:
         return self.rest.call("set_retention", p=project, name=name, params={"version": version},
                               json_body={"retention_hours": hours})
 
+    # --- data validation --------------------------------------------------------------------------
+    def get_validation_rules(self, project: str, name: str, version: int | None) -> list[dict[str, Any]]:
+        return list(self.rest.call("get_validation_rules", p=project, name=name, params={"version": version}))
+
+    def add_validation_rule(self, project: str, name: str, version: int | None,
+                            rule: Mapping[str, Any]) -> dict[str, Any]:
+        return self.rest.call("add_validation_rule", p=project, name=name, params={"version": version},
+                              json_body={"rule": dict(rule)})
+
+    def remove_validation_rule(self, project: str, name: str, version: int | None, rule: str) -> list[dict[str, Any]]:
+        return list(self.rest.call("remove_validation_rule", p=project, name=name, rule=rule,
+                                   params={"version": version}))
+
+    def validate(self, project: str, name: str, version: int | None, data: pa.Table) -> dict[str, Any]:
+        return self.rest.call("validate", p=project, name=name, table=data, options={"version": version})
+
+    def run_validation(self, project: str, name: str, version: int | None,
+                       commit_version: int | None = None) -> dict[str, Any]:
+        return self.rest.call("run_validation", p=project, name=name, params={"version": version},
+                              json_body={"commit_version": commit_version})
+
+    def validation_results(self, project: str, name: str, version: int | None, commit_version: int | None = None,
+                           limit: int | None = None) -> list[dict[str, Any]]:
+        return list(self.rest.call("validation_results", p=project, name=name,
+                                   params={"version": version, "commit_version": commit_version, "limit": limit}))
+
     def close(self) -> None:
         self.rest.close()
         if self.flight is not None:
@@ -432,3 +468,57 @@ class RemoteBackend:
                                **options: Any) -> dict[str, Any]:
         body = {"name": name, "version": version, "query": query, "connector": connector, **options}
         return self.rest.call("create_on_demand_group", p=project, json_body=body)
+
+    # --- the registry: search, tags, jobs, dataset metadata, provenance -------------------------
+    def search(self, project: str, query: str, kind: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        return list(self.rest.call("search", p=project, params={"q": query, "kind": kind, "limit": limit}))
+
+    def get_tags(self, project: str, kind: str, name: str, version: int | None) -> dict[str, str | None]:
+        return self.rest.call("get_tags", p=project, kind=kind, name=name, params={"version": version})
+
+    def add_tag(self, project: str, kind: str, name: str, version: int | None, tag: str,
+                value: Any = None) -> dict[str, str | None]:
+        return self.rest.call("add_tag", p=project, kind=kind, name=name, params={"version": version},
+                              json_body={"tag": tag, "value": value})
+
+    def remove_tag(self, project: str, kind: str, name: str, version: int | None, tag: str) -> dict[str, str | None]:
+        return self.rest.call("remove_tag", p=project, kind=kind, name=name, tag=tag, params={"version": version})
+
+    def get_jobs(self, project: str, kind: str, name: str, version: int | None) -> list[dict[str, str | None]]:
+        return list(self.rest.call("get_jobs", p=project, kind=kind, name=name, params={"version": version}))
+
+    def set_jobs(self, project: str, kind: str, name: str, version: int | None,
+                 jobs: Sequence[Any] | None) -> list[dict[str, str | None]]:
+        return list(self.rest.call("set_jobs", p=project, kind=kind, name=name, params={"version": version},
+                                   json_body={"jobs": list(jobs or [])}))
+
+    def get_training_dataset_metadata(self, project: str, name: str, version: int | None,
+                                      keys: Sequence[str] | None = None) -> dict[str, str]:
+        keys_list = None if keys is None else ([keys] if isinstance(keys, str) else list(keys))
+        return self.rest.call("get_training_dataset_metadata", p=project, name=name,
+                              params={"version": version, "keys": keys_list})
+
+    def add_training_dataset_metadata(self, project: str, name: str, version: int | None,
+                                      items: Mapping[str, str]) -> dict[str, str]:
+        return self.rest.call("add_training_dataset_metadata", p=project, name=name, params={"version": version},
+                              json_body={"items": dict(items)})
+
+    def remove_training_dataset_metadata(self, project: str, name: str, version: int | None,
+                                         keys: Sequence[str]) -> dict[str, str]:
+        keys_list = [keys] if isinstance(keys, str) else list(keys)
+        return self.rest.call("remove_training_dataset_metadata", p=project, name=name,
+                              params={"version": version}, json_body={"keys": keys_list})
+
+    def training_dataset_features(self, project: str, name: str, version: int | None = None) -> dict[str, Any]:
+        return self.rest.call("training_dataset_features", p=project, name=name, params={"version": version})
+
+    def group_training_datasets(self, project: str, name: str, version: int | None = None) -> list[dict[str, Any]]:
+        return list(self.rest.call("group_training_datasets", p=project, name=name, params={"version": version}))
+
+    def compare_training_datasets(self, project: str, name: str, version: int | None, other: str,
+                                  other_version: int | None = None,
+                                  keys: str | Sequence[str] | None = None) -> dict[str, Any]:
+        keys_list = None if keys is None else ([keys] if isinstance(keys, str) else list(keys))
+        return self.rest.call("compare_training_datasets", p=project, name=name,
+                              params={"version": version, "other": other, "other_version": other_version,
+                                      "keys": keys_list})

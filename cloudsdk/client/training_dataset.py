@@ -116,6 +116,47 @@ class TrainingDataset:
         content = self._store._backend.training_dataset_statistics(self._store.project, self.name, self.version)
         return Statistics(content) if content else None
 
+    def compute_statistics(self, columns: Sequence[str] | None = None, *, descriptive_statistics: bool = True,
+                           feature_correlation: bool = True, feature_histograms: bool = True,
+                           cluster_analysis: bool = False, num_bins: int = 20, num_clusters: int = 5,
+                           corr_method: str = "pearson") -> Statistics:
+        """Compute and store the dataset's statistics now (they replace those of :meth:`statistics`)."""
+        from cloudsdk.client.stats_options import statistics_options
+
+        self._store._check_writable()
+        options = statistics_options(
+            descriptive_statistics=descriptive_statistics, feature_correlation=feature_correlation,
+            feature_histograms=feature_histograms, cluster_analysis=cluster_analysis, num_bins=num_bins,
+            num_clusters=num_clusters, corr_method=corr_method)
+        return Statistics(self._store._backend.compute_training_dataset_statistics(
+            self._store.project, self.name, self.version, columns, options))
+
+    def plot_distributions(self, **kwargs: Any) -> Any:
+        """The histograms of the dataset's statistics as a matplotlib Figure."""
+        from cloudsdk.client import plots
+
+        return plots.plot_distributions(self.statistics(), owner=f"training dataset {self.name!r}", **kwargs)
+
+    def plot_correlations(self, **kwargs: Any) -> Any:
+        """The correlation heatmap as a matplotlib Figure."""
+        from cloudsdk.client import plots
+
+        return plots.plot_correlations(self.statistics(), owner=f"training dataset {self.name!r}", **kwargs)
+
+    def plot_clusters(self, **kwargs: Any) -> Any:
+        """The clusters' 2-D projection as a matplotlib Figure."""
+        from cloudsdk.client import plots
+
+        return plots.plot_clusters(self.statistics(), owner=f"training dataset {self.name!r}", **kwargs)
+
+    def compare_statistics(self, other: TrainingDataset) -> Any:
+        """Drift from this dataset's statistics to ``other``'s (e.g. another version): a pandas
+        DataFrame of per-feature deltas and PSI."""
+        from cloudsdk.client import plots
+
+        return plots.compare_statistics(self.statistics(), other.statistics(),
+                                        labels=(f"v{self.version}", f"v{other.version}"))
+
     def tf_record_schema(self) -> dict[str, Any]:
         """The parsing spec of a tfrecords dataset: ``{feature: tf.io.FixedLenFeature | VarLenFeature}``
         (needs TensorFlow)."""
@@ -209,8 +250,9 @@ class TrainingDataset:
 
     def __repr__(self) -> str:
         splits = f", splits={list(self.splits)}" if self.splits else ""
+        jobs = f", jobs={[j['name'] for j in self.jobs]}" if self.jobs else ""
         return (f"TrainingDataset({self.name!r}, version={self.version}, format={self.data_format!r}, "
-                f"rows={self.row_count}, features={[f['name'] for f in self.features]}{splits}, "
+                f"rows={self.row_count}, features={[f['name'] for f in self.features]}{splits}{jobs}, "
                 f"location={self.location!r})")
 
     def _repr_html_(self) -> str:
@@ -221,3 +263,76 @@ class TrainingDataset:
                 f"{html.escape(self.data_format)}, {self.row_count} rows at <code>{html.escape(self.location)}"
                 f"</code>{f'<ul>{splits}</ul>' if splits else ''}"
                 f"<table><tr><th>feature</th><th>type</th></tr>{rows}</table></div>")
+
+    # --- the registry: metadata, tags, jobs, provenance (docs/registry.md) -------------------
+
+    def _call(self, method: str, *args: Any, write: bool = False) -> Any:
+        store = self._store
+        if write:
+            store._check_writable()
+        return getattr(store._backend, method)(store.project, *args)
+
+    def add_metadata(self, items: Mapping[str, str]) -> dict[str, str]:
+        """Attach (or overwrite) custom metadata key/values; returns all of it."""
+        from cloudsdk._names import validate_metadata
+
+        out = dict(self._call("add_training_dataset_metadata", self.name, self.version,
+                              validate_metadata(items), write=True))
+        self._meta["metadata"] = out
+        return out
+
+    def get_metadata(self, keys: Sequence[str] | None = None) -> dict[str, str]:
+        """The custom metadata, or only ``keys`` (unknown keys are left out)."""
+        return dict(self._call("get_training_dataset_metadata", self.name, self.version, keys))
+
+    def remove_metadata(self, keys: Sequence[str]) -> dict[str, str]:
+        """Remove metadata keys; returns what is left."""
+        out = dict(self._call("remove_training_dataset_metadata", self.name, self.version, keys, write=True))
+        self._meta["metadata"] = out
+        return out
+
+    def add_tag(self, name: str, value: Any = None) -> dict[str, str | None]:
+        """Tag this dataset (``value`` optional); returns all its tags."""
+        from cloudsdk._registry import tag_value, validate_tag
+
+        out = dict(self._call("add_tag", "training_dataset", self.name, self.version, validate_tag(name),
+                              tag_value(value), write=True))
+        self._meta["tags"] = out
+        return out
+
+    def get_tags(self) -> dict[str, str | None]:
+        """The tags: ``{name: value or None}``."""
+        return dict(self._call("get_tags", "training_dataset", self.name, self.version))
+
+    def remove_tag(self, name: str) -> dict[str, str | None]:
+        """Remove a tag (NotFoundError if there is none of that name); returns the tags left."""
+        out = dict(self._call("remove_tag", "training_dataset", self.name, self.version, name, write=True))
+        self._meta["tags"] = out
+        return out
+
+    @property
+    def jobs(self) -> list[dict[str, str | None]]:
+        """The jobs that compute this dataset: ``[{"name", "url"}]``."""
+        return [dict(j) for j in self._meta.get("jobs") or []]
+
+    def set_jobs(self, jobs: Sequence[Any] | None) -> list[dict[str, str | None]]:
+        """Record the jobs that compute this dataset (names or ``{"name", "url"}`` dicts),
+        replacing those recorded before."""
+        from cloudsdk._registry import normalize_jobs
+
+        out = list(self._call("set_jobs", "training_dataset", self.name, self.version, normalize_jobs(jobs),
+                              write=True))
+        self._meta["jobs"] = out
+        return out
+
+    def features_used(self) -> dict[str, Any]:
+        """Which features trained this dataset, from its provenance: ``{"feature_groups":
+        [{"name", "version", "commit", "features"}], "features": [{"name", "type",
+        "featuregroup", "version", "commit"}], "query"}`` (``featuregroup`` None for a column
+        no feature group gave, e.g. every column of a dataset written from a dataframe)."""
+        return dict(self._call("training_dataset_features", self.name, self.version))
+
+    def diff(self, other: TrainingDataset | str, keys: str | Sequence[str] | None = None) -> dict[str, Any]:
+        """How the data changed from this dataset to ``other`` (see
+        :meth:`FeatureStore.compare_training_datasets`)."""
+        return self._store.compare_training_datasets(self, other, keys=keys)

@@ -167,6 +167,30 @@ on_demand_sources = sa.Table(
     sa.Column("query", sa.Text, nullable=False),
 )
 
+# The registry (cloudsdk.store.registry): tags and the jobs that compute a feature group or a
+# training dataset (exactly one of fg_id / td_id is set). New tables only.
+registry_tags = sa.Table(
+    "registry_tags",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("fg_id", sa.ForeignKey("feature_groups.id", ondelete="CASCADE"), index=True),
+    sa.Column("td_id", sa.ForeignKey("training_datasets.id", ondelete="CASCADE"), index=True),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("value", sa.Text),
+    sa.Column("created", sa.DateTime, nullable=False),
+)
+
+registry_jobs = sa.Table(
+    "registry_jobs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("fg_id", sa.ForeignKey("feature_groups.id", ondelete="CASCADE"), index=True),
+    sa.Column("td_id", sa.ForeignKey("training_datasets.id", ondelete="CASCADE"), index=True),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("url", sa.Text),
+)
+
 # --- security: users, project membership, API keys, read-only sharing ------------------
 # (see cloudsdk.store.security; new tables only, so existing catalogs gain them on open)
 
@@ -212,6 +236,31 @@ shares = sa.Table(
     sa.Column("reader_project_id", sa.ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
     sa.Column("created", sa.DateTime, nullable=False),
     sa.UniqueConstraint("owner_project_id", "reader_project_id"),
+)
+
+# Data validation (cloudsdk.store.validation): each feature group's rules, and every result
+# with the commit it validated (rejected inserts store none). New tables only.
+validation_rules = sa.Table(
+    "validation_rules",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("fg_id", sa.ForeignKey("feature_groups.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(63), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),  # JSON of the rule
+    sa.Column("created", sa.DateTime, nullable=False),
+    sa.UniqueConstraint("fg_id", "name"),
+)
+
+validation_results = sa.Table(
+    "validation_results",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("fg_id", sa.ForeignKey("feature_groups.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("commit_version", sa.Integer),
+    sa.Column("trigger", sa.String(16), nullable=False),  # insert, job
+    sa.Column("status", sa.String(16), nullable=False),  # passed, warning, failed
+    sa.Column("validated_at", sa.DateTime, nullable=False),
+    sa.Column("content", sa.Text, nullable=False),  # JSON of the report
 )
 
 

@@ -44,7 +44,7 @@ from cloudsdk.errors import (
     TrainingDatasetNotFoundError,
 )
 from cloudsdk.store import catalog as C
-from cloudsdk.store import ondemand, schema, statistics
+from cloudsdk.store import ondemand, schema, stats_extra
 from cloudsdk.store.secrets import SecretBox
 
 WRITE_MODES = ("overwrite", "error")
@@ -69,6 +69,12 @@ def _check_subpath(path: str | None) -> str | None:
     return "/".join(parts)
 
 
+def _full_statistics(data: pa.Table, logical: pa.Schema) -> dict[str, Any]:
+    """A new dataset's statistics with the default configuration (descriptive, histograms,
+    correlation), as feature groups get on insert."""
+    return stats_extra.compute(data, logical, None, all_columns=logical.names, empty_ok=True, strict=False)
+
+
 def _mask(value: str | None) -> str | None:
     if not value:
         return None
@@ -80,6 +86,7 @@ class TrainingDatasetsMixin:
 
     root: Path
     catalog: C.Catalog
+    _registry_fields: Any  # RegistryMixin._registry_fields (store/registry.py): tags and jobs
 
     def _fs_id(self, project: str) -> int:
         raise NotImplementedError
@@ -330,7 +337,7 @@ class TrainingDatasetsMixin:
         target = S3Target(plan["s3"], plan["location"]) if "s3" in plan else LocalTarget(plan["location"])
         layout = write_dataset(data, data.schema, plan["data_format"], target, splits=splits, seed=seed,
                                rows_per_file=rows_per_file or ROWS_PER_FILE)
-        stats = statistics.describe(data, data.schema) if compute_statistics else None
+        stats = _full_statistics(data, data.schema) if compute_statistics else None
         return self._register(project, plan, data.schema, layout, description=description,
                               provenance=provenance, stats=stats)
 
@@ -380,7 +387,7 @@ class TrainingDatasetsMixin:
         stats = None
         if compute_statistics:
             table = self._read_files(fs, base, files, plan["data_format"], logical)
-            stats = statistics.describe(table, logical)
+            stats = _full_statistics(table, logical)
         clean = {"rows": int(layout.get("rows", 0)), "files": files, "splits": layout.get("splits"),
                  "seed": layout.get("seed"), "file_rows": dict(layout.get("file_rows") or {})}
         return self._register(project, plan, logical, clean, description=description,
@@ -433,6 +440,8 @@ class TrainingDatasetsMixin:
             "files": layout.get("files", []), "splits": layout.get("splits"), "seed": layout.get("seed"),
             "file_rows": layout.get("file_rows", {}),
             "tf_record_schema": layout.get("tf_record_schema"),
+            "metadata": json.loads(r.custom_metadata or "{}"),
+            **self._registry_fields("training_dataset", r.id),  # tags, jobs (store/registry.py)
         }
 
     def list_training_datasets(self, project: str) -> list[dict[str, Any]]:

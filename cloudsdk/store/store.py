@@ -31,13 +31,16 @@ from cloudsdk.errors import (
     UnsupportedError,
 )
 from cloudsdk.store import catalog as C
-from cloudsdk.store import planner, schema, statistics, timetravel
+from cloudsdk.store import planner, schema, timetravel
 from cloudsdk.store import sql as sqlbox
 from cloudsdk.store.datasets import TrainingDatasetsMixin
 from cloudsdk.store.offline import OfflineTable
 from cloudsdk.store.ondemand import OnDemandMixin, is_on_demand
 from cloudsdk.store.pit_query import PointInTimeMixin
+from cloudsdk.store.registry import RegistryMixin
+from cloudsdk.store.stats_service import StatisticsMixin, group_config
 from cloudsdk.store.timetravel import TimeTravelMixin
+from cloudsdk.store.validation import ValidationMixin
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,8 @@ WRITE_MODES = ("append", "overwrite", "upsert")
 _TABLE_RE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*?)_(?P<version>[0-9]+)$")
 
 
-class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin, PointInTimeMixin):
+class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin, PointInTimeMixin,
+                          StatisticsMixin, RegistryMixin, ValidationMixin):
     """The store: a catalog plus offline Delta tables under one data directory."""
 
     def __init__(self, root: str | Path, metadata_url: str | None = None) -> None:
@@ -177,6 +181,7 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
             "created": row.created.isoformat(),
             "updated": row.updated.isoformat(),
             **self._on_demand_fields(row),
+            **self._registry_fields("featuregroup", row.id),  # tags, jobs (store/registry.py)
         }
 
     def describe_group(self, project: str, name: str, version: int | None = None) -> dict[str, Any]:
@@ -233,6 +238,7 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
         feature_descriptions: Mapping[str, str] | None = None,
         metadata: Mapping[str, str] | None = None,
         statistics_config: Mapping[str, Any] | None = None,
+        validation_rules: Sequence[Mapping[str, Any]] | None = None,
     ) -> dict[str, Any]:
         """Create a feature group (and write ``data`` as its first commit).
 
@@ -241,6 +247,7 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
             UnsupportedError (online storage).
         """
         validate_name(name, "feature group")
+        group_config(statistics_config, None)  # a bad statistics configuration fails before anything is made
         if online_enabled:
             raise UnsupportedError(ONLINE_UNSUPPORTED, featuregroup=name)
         if not offline_enabled:
@@ -273,6 +280,7 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
         if data is not None:
             data = schema.conform(data, logical, what=f"feature group {name!r}")
             self._validate_rows(data, pk, event_time, "append")
+        rules, checked = self._rules_for_create(name, logical, validation_rules, data)  # store/validation.py
         fs_id = self._fs_id(project)
         location = self.root / "projects" / project / "featurestore" / f"{name}_{version}"
         stamp = C.now()
@@ -295,6 +303,7 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
                      "partition": f.name in parts}
                     for i, f in enumerate(logical)
                 ])
+                self._store_rules(conn, fg_id, rules)
         except sa.exc.IntegrityError as exc:
             raise AlreadyExistsError(
                 f"feature group {name!r} version {version} already exists in project {project!r}; "
@@ -309,6 +318,7 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
                          timetravel.with_commit(stored, 0) if stored is not None else None)
             self._record_commit(fg_id, {"version": 0, "rows_inserted": stored.num_rows if stored else 0,
                                         "rows_updated": 0, "rows_deleted": 0}, "create")
+            self._record_validation(fg_id, checked, 0)
             if data is not None:
                 self._after_commit(project, name, version)
         except BaseException:
@@ -374,11 +384,13 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
         parts = json.loads(row.partition_by)
         data = schema.conform(data, logical, what=f"feature group {row.name!r} version {row.version}")
         self._validate_rows(data, pk, row.event_time, mode)
+        checked = self._validate_before_insert(row, data)  # validation rules (store/validation.py)
         stored = schema.to_storage(data, logical)
         with self._lock(row.id):
             stored = timetravel.stamp(OfflineTable(row.location), stored)  # the hidden _commit column
             result = OfflineTable(row.location).write(stored, mode, pk, parts)  # type: ignore[arg-type]
             self._record_commit(row.id, result, mode)
+        self._record_validation(row.id, checked, result["version"])
         self._after_commit(project, row.name, row.version, statistics)
         return result
 
@@ -409,6 +421,7 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
             if description is not None:
                 values["description"] = description
             if statistics_config is not None:
+                group_config(statistics_config, None)  # checked before it is stored
                 values["statistics_config"] = C.dumps(dict(statistics_config))
             conn.execute(C.feature_groups.update().where(C.feature_groups.c.id == row.id).values(**values))
             for fname, text in (feature_descriptions or {}).items():
@@ -460,33 +473,17 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
         if not (config.get("enabled", True) if enabled is None else enabled):
             return
         try:
-            self.compute_statistics(project, name, version, columns=config.get("columns"))
+            self._group_statistics(project, name, version, None, None, on_insert=True)
         except Exception:
             log.warning("statistics of %s version %d failed; the data was written. "
                         "Recompute them with fg.compute_statistics()", name, version, exc_info=True)
 
     def compute_statistics(self, project: str, name: str, version: int | None,
-                           columns: Sequence[str] | None = None) -> dict[str, Any]:
-        """Compute and store descriptive statistics of the latest commit."""
-        row = self._group_row(project, name, version)
-        if is_on_demand(row):
-            return self._on_demand_statistics(project, row, columns)
-        logical = schema.deserialize_schema(row.arrow_schema)
-        if columns:
-            unknown = [c for c in columns if c not in logical.names]
-            if unknown:
-                raise SchemaMismatchError(f"statistics asked for unknown features {unknown}")
-        table = OfflineTable(row.location)
-        dt_version = table.version()
-        ds = table.dataset(dt_version)
-        content = statistics.describe(ds, ds.schema, list(columns) if columns else logical.names)
-        content["commit_version"] = dt_version
-        stamp = C.now()
-        content["computed_at"] = stamp.isoformat()
-        with self.catalog.begin() as conn:
-            conn.execute(C.statistics.insert().values(
-                fg_id=row.id, commit_version=dt_version, computed_at=stamp, content=C.dumps(content, sort_keys=False)))
-        return content
+                           columns: Sequence[str] | None = None,
+                           options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Compute and store statistics of the latest commit: the group's statistics configuration
+        with ``options`` laid over it (see :mod:`cloudsdk.store.stats_extra`)."""
+        return self._group_statistics(project, name, version, columns, options)
 
     def get_statistics(self, project: str, name: str, version: int | None,
                        commit_version: int | None = None) -> dict[str, Any] | None:
