@@ -125,6 +125,7 @@ ROUTES = {
     "create_group": "POST /projects/{p}/featuregroups",               # Arrow body + options
     "describe_group": "GET /projects/{p}/featuregroups/{name}",       # ?version=
     "latest_version": "GET /projects/{p}/featuregroups/{name}/latest",  # {"version": n | null}
+    "preview_group": "GET /projects/{p}/featuregroups/{name}/preview",  # ?version=&n= (<= 100 rows, JSON)
     "update_group": "PATCH /projects/{p}/featuregroups/{name}/versions/{version}",
     "delete_group": "DELETE /projects/{p}/featuregroups/{name}/versions/{version}",
     "insert": "POST /projects/{p}/featuregroups/{name}/insert",       # Arrow body + options

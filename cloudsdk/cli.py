@@ -29,7 +29,19 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _admin_parsers(sub)
     _server_parsers(sub)
+    ui = sub.add_parser("ui", help="serve the web UI for an embedded store (HTTP on loopback)")
+    ui.set_defaults(handler=_ui)
+    ui.add_argument("--dir", required=True, metavar="DIR", help="the store directory")
+    ui.add_argument("--host", default="127.0.0.1", help="a loopback address to listen on (default 127.0.0.1)")
+    ui.add_argument("--port", type=int, default=8000, help="the HTTP port (default 8000; 0 picks a free one)")
+    ui.add_argument("--project", default="default", help="the project the UI acts in (default: default)")
     return parser
+
+
+def _ui(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from cloudsdk.ui_command import run_ui
+
+    return run_ui(args.dir, host=args.host, port=args.port, project=args.project, out=out)
 
 
 def _server_parsers(sub: _Subparsers) -> None:

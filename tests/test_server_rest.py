@@ -499,3 +499,15 @@ def test_api_keys_never_reach_the_log(client: TestClient, server: Server, keys: 
         client.get(f"{API}/projects/fraud/credentials", headers=auth(keys["alice"]))
     secret = keys["alice"].split(".", 1)[1]
     assert secret not in caplog.text
+
+
+def test_preview_gives_the_first_rows_as_json(client: TestClient, keys: dict[str, str]) -> None:
+    body = client.get(f"{API}/projects/fraud/featuregroups/tx/preview", params={"n": 2},
+                      headers=auth(keys["bob"]))
+    assert body.status_code == 200, body.text
+    preview = body.json()
+    assert preview["columns"] and len(preview["rows"]) <= 2
+    assert all(len(row) == len(preview["columns"]) for row in preview["rows"])
+    too_many = client.get(f"{API}/projects/fraud/featuregroups/tx/preview", params={"n": 500},
+                          headers=auth(keys["bob"]))
+    assert "1 to 100" in assert_error(too_many, 400, "invalid_argument")["message"]

@@ -307,6 +307,9 @@ class RemoteBackend:
     def history(self, project: str, name: str, version: int | None, limit: int | None = None) -> list[dict[str, Any]]:
         return list(self.rest.call("history", p=project, name=name, params={"version": version, "limit": limit}))
 
+    def preview_group(self, project: str, name: str, version: int | None, n: int = 20) -> dict[str, Any]:
+        return self.rest.call("preview_group", p=project, name=name, params={"version": version, "n": n})
+
     def read_group(self, project: str, name: str, version: int | None,
                    columns: Sequence[str] | None = None, as_of: Any = None) -> pa.Table:
         return self._read("read_group", project, name=name, version=version,

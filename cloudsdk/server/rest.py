@@ -299,6 +299,13 @@ def create_app(server: Server) -> FastAPI:
     async def list_groups(p: str, who: Caller = Depends(guard("list_groups"))) -> Any:
         return await call("list_groups", p)
 
+    @route("preview_group")
+    async def preview_group(p: str, name: str, version: int | None = version_q,
+                            n: int = Query(20, description="how many rows (1 to 100)"),
+                            who: Caller = Depends(guard("preview_group"))) -> Any:
+        """The first rows of a feature group as JSON (for the web UI; bulk reads use Flight)."""
+        return await call("preview_group", p, name, version, n)
+
     @route("create_group", status_code=201)
     async def create_group(request: Request, p: str, who: Caller = Depends(guard("create_group"))) -> Any:
         """Options: ``name``, ``version``, ``has_data`` (false: the table only gives the schema),
@@ -760,6 +767,9 @@ def create_app(server: Server) -> FastAPI:
             response.headers.setdefault(key, value)
         return response
 
+    from cloudsdk.server.ui import mount_ui  # the web UI at /ui/ (static files; / redirects there)
+
+    mount_ui(app)
     app.add_exception_handler(CloudSDKError, cloudsdk_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

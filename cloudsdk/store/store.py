@@ -513,6 +513,20 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
         table = self._dataset_as_of(row, as_of)[0].to_table(columns=cols)
         return schema.from_storage(table, logical)
 
+    def preview_group(self, project: str, name: str, version: int | None, n: int = 20) -> dict[str, Any]:
+        """The first ``n`` rows (at most 100) of a feature group's latest snapshot, as JSON-able
+        ``{"columns": [...], "rows": [[...], ...]}`` (for the web UI: no Flight in a browser)."""
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 100:
+            raise InvalidArgumentError(f"n must be an integer from 1 to 100, got {n!r}")
+        row = self._group_row(project, name, version)
+        logical = schema.deserialize_schema(row.arrow_schema)
+        if is_on_demand(row):
+            table = self._read_on_demand(project, row).slice(0, n)
+        else:
+            table = schema.from_storage(self._dataset_as_of(row, None)[0].head(n, columns=logical.names), logical)
+        columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+        return {"columns": table.column_names, "rows": [list(r) for r in zip(*columns, strict=True)]}
+
     def _datasets(self, project: str, keys: Iterable[tuple[str, int]],
                   commits: dict[tuple[str, int], int | None] | None = None) -> dict[tuple[str, int], Any]:
         out = {}
