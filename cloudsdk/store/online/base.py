@@ -58,6 +58,7 @@ from cloudsdk.errors import (
     FeatureNotFoundError,
     InvalidArgumentError,
     InvalidNameError,
+    NotFoundError,
     SchemaMismatchError,
     UnsupportedError,
 )
@@ -501,3 +502,19 @@ class TableSpec:
         if found is not None:
             arrays.append(pa.array(found, type=pa.bool_()))
         return pa.Table.from_arrays(arrays, schema=self._out_schema(columns, found is not None))
+
+
+class TableLookup:
+    """What every backend shares on top of its own ``_spec(table)`` (the schema of a table,
+    NotFoundError when it does not exist)."""
+
+    def _spec(self, table: str) -> TableSpec:
+        raise NotImplementedError
+
+    def has_table(self, table: str) -> bool:
+        """Whether ``table`` exists."""
+        try:
+            self._spec(table)
+        except NotFoundError:
+            return False
+        return True

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pymysql
 
 from cloudsdk.errors import InvalidArgumentError, NotFoundError, SchemaMismatchError, StorageError
-from cloudsdk.store.online.base import METADATA_TABLE, TableSpec, check_name
+from cloudsdk.store.online.base import METADATA_TABLE, TableLookup, TableSpec, check_name
 
 __all__ = ["MySQLOnlineStore"]
 
@@ -58,7 +58,7 @@ def _sql_type(f: pa.Field, kind: str, is_key: bool) -> str:
     return "VARCHAR(255)" if is_key else "LONGTEXT"  # string, json
 
 
-class MySQLOnlineStore:
+class MySQLOnlineStore(TableLookup):
     """An :class:`~cloudsdk.store.online.base.OnlineStore` in a MySQL or MariaDB database.
 
     One connection, serialised by a lock.
@@ -203,14 +203,6 @@ class MySQLOnlineStore:
             raise NotFoundError(f"no online table {table!r}", table=table)
         self._specs[table] = spec
         return spec
-
-    def has_table(self, table: str) -> bool:
-        """Whether ``table`` exists."""
-        try:
-            self._spec(table)
-        except NotFoundError:
-            return False
-        return True
 
     # ------------------------------------------------------------------ tables
     def create_table(self, table: str, schema: pa.Schema, primary_key: Sequence[str]) -> None:

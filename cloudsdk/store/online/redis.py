@@ -29,7 +29,7 @@ import pyarrow as pa
 import redis
 
 from cloudsdk.errors import InvalidArgumentError, NotFoundError, SchemaMismatchError, StorageError
-from cloudsdk.store.online.base import TableSpec, check_name, from_bytes, to_bytes
+from cloudsdk.store.online.base import TableLookup, TableSpec, check_name, from_bytes, to_bytes
 
 __all__ = ["RedisOnlineStore"]
 
@@ -44,7 +44,7 @@ def _key_part(value: Any) -> str:
     return str(value)  # int (booleans and temporal values are ints here)
 
 
-class RedisOnlineStore:
+class RedisOnlineStore(TableLookup):
     """An :class:`~cloudsdk.store.online.base.OnlineStore` in Redis.
 
     Args:
@@ -110,14 +110,6 @@ class RedisOnlineStore:
         spec = TableSpec.deserialize(table, schema, meta[1] or "[]")
         self._specs[table] = spec
         return spec
-
-    def has_table(self, table: str) -> bool:
-        """Whether ``table`` exists."""
-        try:
-            self._spec(table)
-        except NotFoundError:
-            return False
-        return True
 
     # ------------------------------------------------------------------ tables
     def create_table(self, table: str, schema: pa.Schema, primary_key: Sequence[str]) -> None:

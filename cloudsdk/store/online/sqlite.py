@@ -16,7 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from cloudsdk.errors import NotFoundError, SchemaMismatchError, StorageError
-from cloudsdk.store.online.base import METADATA_TABLE, TableSpec, check_name
+from cloudsdk.store.online.base import METADATA_TABLE, TableLookup, TableSpec, check_name
 
 __all__ = ["SQLiteOnlineStore"]
 
@@ -36,7 +36,7 @@ def _q(name: str) -> str:
     return f'"{name}"'
 
 
-class SQLiteOnlineStore:
+class SQLiteOnlineStore(TableLookup):
     """An :class:`~cloudsdk.store.online.base.OnlineStore` in a SQLite file.
 
     One connection, serialised by a lock (SQLite itself serialises writers); WAL mode lets
@@ -96,14 +96,6 @@ class SQLiteOnlineStore:
             self._specs.pop(table, None)
             return NotFoundError(f"no online table {table!r}", table=table)
         return StorageError(f"SQLite online store, table {table!r}: {exc}", table=table)
-
-    def has_table(self, table: str) -> bool:
-        """Whether ``table`` exists."""
-        try:
-            self._spec(table)
-        except NotFoundError:
-            return False
-        return True
 
     def create_table(self, table: str, schema: pa.Schema, primary_key: Sequence[str]) -> None:
         """Create ``table``; a no-op if it exists with the same schema and key.
