@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 BENCHMARKS = ("bench_read.py", "bench_get_features.py", "bench_remote_read.py", "bench_tfrecord_write.py", "bench_pit.py", "bench_statistics.py",
-              "bench_loaders.py", "bench_petastorm.py")
+              "bench_loaders.py", "bench_petastorm.py", "bench_online.py")
 
 
 def main() -> int:

@@ -17,6 +17,7 @@ proof of possession of its key: a signature over :func:`proof_message`.
 from __future__ import annotations
 
 import base64
+import datetime as _dt
 import json
 from typing import Any
 
@@ -32,6 +33,7 @@ HEADER_PROOF = "x-cloudsdk-proof"
 PROOF_MAX_SKEW_S = 300
 # A Flight error whose message holds this prefix + the JSON error shape is a cloudsdk error.
 FLIGHT_ERROR_PREFIX = "cloudsdk-error:"
+_MICROSECOND = _dt.timedelta(microseconds=1)
 
 # HTTP status of each error code (``CloudSDKError.code``); anything else is 500.
 STATUS_OF_CODE = {
@@ -42,6 +44,7 @@ STATUS_OF_CODE = {
     "training_dataset_not_found": 404,
     "storage_connector_not_found": 404,
     "commit_not_found": 404,
+    "feature_vector_not_found": 404,
     "already_exists": 409,
     "invalid_name": 400,
     "invalid_argument": 400,
@@ -58,6 +61,7 @@ STATUS_OF_CODE = {
     "forbidden": 403,
     "configuration_error": 400,
     "storage_error": 500,
+    "online_sync_error": 500,
     "certificate_error": 500,
     "credentials_error": 400,
     "secret_not_found": 400,
@@ -177,16 +181,108 @@ ROUTES = {
     "training_dataset_features": "GET /projects/{p}/trainingdatasets/{name}/provenance",  # ?version=
     "group_training_datasets": "GET /projects/{p}/featuregroups/{name}/trainingdatasets",  # ?version=
     "compare_training_datasets": "GET /projects/{p}/trainingdatasets/{name}/compare",  # ?version=&other=&other_version=&keys=
+    # the online store (store/online_service.py; server/rest_online.py)
+    "enable_online": "POST /projects/{p}/featuregroups/{name}/online/enable",  # ?version= -> the group
+    "disable_online": "POST /projects/{p}/featuregroups/{name}/online/disable",  # ?version= -> the group
+    "sync_online": "POST /projects/{p}/featuregroups/{name}/online/sync",  # ?version=
+    "check_online_consistency": "GET /projects/{p}/featuregroups/{name}/online/consistency",  # ?version=&limit=
+    "online_store_info": "GET /projects/{p}/online",  # ?secrets=true (members: the password)
+    # the serving path: {"features": [...] | "spec": {...}, "entries": [{...}], "allow_missing", "versions"}
+    # -> {"features", "rows", "missing"}
+    "get_feature_vectors": "POST /projects/{p}/featurevectors",
 }
 
 # Flight ticket operations and the store method each runs (all reads).
 FLIGHT_OPS = ("read_group", "run_query", "sql", "read_training_dataset", "read_training_dataset_part",
-              "read_changes")
+              "read_changes", "read_online")
 
 # Flight exchange operations (``do_exchange``: the client streams a table, e.g. the label rows of
 # a point-in-time join, and reads the result), by the store method each runs (all reads).
 FLIGHT_EXCHANGE_OPS = ("run_query_pit",)
 
+
+
+# --- feature vectors (route get_feature_vectors) ---------------------------------------------
+# Values JSON lacks travel as text: timestamps, dates and times as ISO-8601, bytes as base64,
+# decimals as strings, durations as integer microseconds. An answer holding any names their
+# columns' kinds in an extra ``"types": {feature: kind}`` so the client restores the values.
+
+
+def _vector_kind(value: Any) -> str | None:
+    import datetime as dt
+    import decimal
+
+    if isinstance(value, dt.datetime):
+        return "timestamp"
+    if isinstance(value, dt.date):
+        return "date"
+    if isinstance(value, dt.time):
+        return "time"
+    if isinstance(value, dt.timedelta):
+        return "duration"
+    if isinstance(value, bytes | bytearray):
+        return "binary"
+    if isinstance(value, decimal.Decimal):
+        return "decimal"
+    return None
+
+
+def _vector_json(value: Any) -> Any:
+    kind = _vector_kind(value)
+    if kind == "duration":
+        return value // _MICROSECOND
+    if kind == "binary":
+        return base64.b64encode(value).decode("ascii")
+    if kind is not None:
+        return value.isoformat() if hasattr(value, "isoformat") else str(value)
+    item = getattr(value, "item", None)  # numpy scalars
+    if callable(item):
+        return item()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+def encode_vectors(result: dict[str, Any]) -> bytes:
+    """A feature-vector answer ``{"features", "rows", "missing"}`` as compact JSON (with
+    ``"types"`` when some values are not JSON numbers, strings, booleans or lists)."""
+    converted = False
+
+    def default(value: Any) -> Any:
+        nonlocal converted
+        converted = True
+        return _vector_json(value)
+
+    text = json.dumps(result, separators=(",", ":"), default=default)
+    if not converted:
+        return text.encode()
+    types: dict[str, str] = {}
+    for row in result["rows"]:
+        for name, value in zip(result["features"], row, strict=True):
+            kind = _vector_kind(value)
+            if kind is not None:
+                types[name] = kind
+    return json.dumps({**result, "types": types}, separators=(",", ":"), default=_vector_json).encode()
+
+
+def decode_vectors(payload: dict[str, Any]) -> dict[str, Any]:
+    """Inverse of :func:`encode_vectors` (in place): the values its ``"types"`` name restored."""
+    types = payload.pop("types", None)
+    if not types:
+        return payload
+    import datetime as dt
+    import decimal
+
+    decoders: dict[str, Any] = {
+        "timestamp": dt.datetime.fromisoformat, "date": dt.date.fromisoformat, "time": dt.time.fromisoformat,
+        "duration": lambda v: _MICROSECOND * v, "binary": base64.b64decode, "decimal": decimal.Decimal}
+    columns = [(i, decoders[types[name]]) for i, name in enumerate(payload["features"])
+               if types.get(name) in decoders]
+    for row in payload["rows"]:
+        for i, decode in columns:
+            if row[i] is not None:
+                row[i] = decode(row[i])
+    return payload
 
 
 def encode_options(options: dict[str, Any]) -> str:

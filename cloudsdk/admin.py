@@ -109,6 +109,51 @@ def project_unshare(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def project_set_online_store(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``cloudsdk project set-online-store PROJECT (--url URL | --url-stdin)``: the project's online
+    backend. A URL with a password is best read from stdin (``--url-stdin``); it is never printed."""
+    import sys
+    from urllib.parse import urlsplit
+
+    label = "cloudsdk project set-online-store"
+    url = args.url
+    if args.url_stdin:
+        url = sys.stdin.readline().strip()
+        if not url:
+            print(f"{label}: --url-stdin read an empty line", file=err)
+            return 2
+    else:
+        try:
+            has_password = urlsplit(url).password is not None
+        except ValueError:
+            has_password = False
+        if has_password:
+            print(f"{label}: warning: the URL holds a password, which other users of this machine can see "
+                  "in the process list; use --url-stdin", file=err)
+    with _open(args) as (service, _):
+        service.get_project(args.project)  # an unknown project fails before the backend is tried
+        info = service.set_online_store(args.project, url)
+    print(f"project {args.project!r} stores its online feature groups in {_online_where(info)}", file=out)
+    return 0
+
+
+def project_online_store(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``cloudsdk project online-store PROJECT``: how the project's online store is reached
+    (never the password)."""
+    with _open(args) as (service, _):
+        service.get_project(args.project)
+        info = service.online_store_info(args.project)
+    info.pop("password", None)
+    _table(out, ("setting", "value"), [(k, v) for k, v in info.items() if v is not None])
+    return 0
+
+
+def _online_where(info: dict[str, object]) -> str:
+    """``redis (redis://host:6379/0, prefix p:)`` and the like, from ``online_store_info``."""
+    extra = f", prefix {info['prefix']}" if info.get("prefix") else ""
+    return f"{info.get('backend')} ({info.get('url')}{extra})"
+
+
 # --- users ------------------------------------------------------------------------------------
 
 def user_create(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

@@ -85,7 +85,7 @@ def _admin_parsers(sub: _Subparsers) -> None:
         parser.set_defaults(handler=handler)
         return parser
 
-    project = sub.add_parser("project", help="create projects, manage their members and sharing")
+    project = sub.add_parser("project", help="create projects, manage their members, sharing and online store")
     p = project.add_subparsers(dest="action", required=True, metavar="ACTION")
     c = command(p, "create", admin.project_create, "create a project and its feature store")
     c.add_argument("name", metavar="NAME")
@@ -107,6 +107,18 @@ def _admin_parsers(sub: _Subparsers) -> None:
         c.add_argument("project", metavar="PROJECT", help="the project whose feature store is shared")
         c.add_argument("--with", dest="other", metavar="OTHER", required=True,
                        help="the project that reads it")
+
+    c = command(p, "set-online-store", admin.project_set_online_store,
+                "store the project's online feature groups in SQLite, Redis or MySQL/MariaDB")
+    c.add_argument("project", metavar="PROJECT")
+    url = c.add_mutually_exclusive_group(required=True)
+    url.add_argument("--url", metavar="URL", default=None,
+                     help="sqlite:///path.db, redis://host:6379/0[?prefix=p:] or mysql://user@host:3306/db")
+    url.add_argument("--url-stdin", action="store_true",
+                     help="read the URL from the first line of stdin (for a URL with a password)")
+    c = command(p, "online-store", admin.project_online_store,
+                "show how the project's online store is reached (never the password)")
+    c.add_argument("project", metavar="PROJECT")
 
     user = sub.add_parser("user", help="create and list users")
     u = user.add_subparsers(dest="action", required=True, metavar="ACTION")

@@ -14,7 +14,8 @@ boundary and chained with ``raise ... from exc``::
     │   ├── FeatureNotFoundError
     │   ├── TrainingDatasetNotFoundError
     │   ├── StorageConnectorNotFoundError
-    │   └── CommitNotFoundError     no commit of a feature group at that id or time (or vacuumed)
+    │   ├── CommitNotFoundError     no commit of a feature group at that id or time (or vacuumed)
+    │   └── FeatureVectorNotFoundError  an online lookup found no row for an entity's key
     ├── AlreadyExistsError          a feature group, dataset, project ... of that name and version exists
     ├── DataValidationError         rows the store refuses: null or duplicate primary keys ...
     │   ├── SchemaMismatchError     columns or types that do not match the feature group
@@ -26,6 +27,7 @@ boundary and chained with ``raise ... from exc``::
     │   └── SQLSandboxError         a statement the read-only sandbox refuses
     ├── UnsupportedError            a capability this release or backend does not offer
     ├── StorageError                the offline store or catalog failed underneath
+    │   └── OnlineSyncError         the offline commit landed but the online store write failed
     ├── AuthenticationError         no API key, or a wrong, revoked or expired one (HTTP 401)
     ├── PermissionDeniedError       the key's user, role or scopes may not do this (HTTP 403)
     ├── CredentialsError            an API key could not be obtained for connect()
@@ -41,10 +43,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-ONLINE_UNSUPPORTED = (
-    "online storage is not available in this release of cloudsdk (it arrives with the "
-    "online feature store); use online=False"
-)
+ONLINE_UNSUPPORTED = "online storage is not available here"  # TODO(lead): remove once no module imports it
 
 __all__ = [
     "AlreadyExistsError",
@@ -58,10 +57,12 @@ __all__ = [
     "FeatureGroupNotFoundError",
     "FeatureNameCollisionError",
     "FeatureNotFoundError",
+    "FeatureVectorNotFoundError",
     "InvalidArgumentError",
     "InvalidNameError",
     "JoinKeyError",
     "NotFoundError",
+    "OnlineSyncError",
     "PermissionDeniedError",
     "ProjectNotFoundError",
     "QueryError",
@@ -151,6 +152,13 @@ class CommitNotFoundError(NotFoundError):
     code = "commit_not_found"
 
 
+class FeatureVectorNotFoundError(NotFoundError):
+    """An online lookup found no row for an entity's key (pass ``allow_missing=True`` to get
+    None values instead)."""
+
+    code = "feature_vector_not_found"
+
+
 class AlreadyExistsError(CloudSDKError):
     """A resource of that name (and version) already exists."""
 
@@ -233,6 +241,13 @@ class StorageError(CloudSDKError):
     """The offline store or the catalog failed underneath an operation."""
 
     code = "storage_error"
+
+
+class OnlineSyncError(StorageError):
+    """The offline commit landed but writing the online store failed: the online table is behind.
+    It is repaired on the next online write, or now with ``fg.sync_online()``."""
+
+    code = "online_sync_error"
 
 
 class AuthenticationError(CloudSDKError):

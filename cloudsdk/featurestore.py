@@ -18,7 +18,7 @@ from typing import Any
 from cloudsdk.client.connection import Connection
 from cloudsdk.client.connection import connect as _connect
 from cloudsdk.client.feature_store import FeatureStore
-from cloudsdk.errors import ONLINE_UNSUPPORTED, InvalidArgumentError, UnsupportedError
+from cloudsdk.errors import InvalidArgumentError
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ __all__ = [
     "add_training_dataset_metadata",
     "add_training_dataset_tag",
     "add_validation_rule",
+    "check_featuregroup_online_consistency",
     "compare_training_datasets",
     "connect",
     "create_featuregroup",
@@ -35,8 +36,12 @@ __all__ = [
     "create_on_demand_featuregroup",
     "create_s3_connector",
     "create_training_dataset",
+    "disable_featuregroup_online",
     "disconnect",
+    "enable_featuregroup_online",
     "get_feature",
+    "get_feature_vector",
+    "get_feature_vectors",
     "get_featuregroup",
     "get_featuregroup_commits",
     "get_featuregroup_features_list",
@@ -71,6 +76,7 @@ __all__ = [
     "remove_validation_rule",
     "search",
     "sql",
+    "sync_featuregroup_online",
     "update_featuregroup_stats",
     "update_training_dataset_stats",
     "validate_featuregroup",
@@ -142,11 +148,6 @@ def _fs(featurestore: str | None = None) -> FeatureStore:
     return _conn().get_feature_store(featurestore)
 
 
-def _no_online(online: bool) -> None:
-    if online:
-        raise UnsupportedError(ONLINE_UNSUPPORTED)
-
-
 def project_featurestore() -> str:
     """The name of the project's feature store, ``<project>_featurestore``."""
     return _fs().name
@@ -187,18 +188,19 @@ def create_featuregroup(
 
     The primary key defaults to the first column. Statistics are computed when
     ``descriptive_statistics`` is true (correlations, histograms and clusters arrive with
-    the feature registry release and are ignored here).
+    the feature registry release and are ignored here). ``online=True`` also stores the
+    latest row per key in the online store; ``offline=False`` makes an online-only group.
+    ``online_types`` (the seed's MySQL column types) is accepted and ignored: the online
+    backend derives its column types from the feature types.
     """
-    _no_online(online)
-    if not offline:
-        raise UnsupportedError("feature groups are stored offline in this release (offline=True)")
     del feature_correlation, feature_histograms, cluster_analysis, num_bins, corr_method
     del num_clusters, online_types
     stats: bool | Sequence[str] = list(stat_columns) if stat_columns and descriptive_statistics else \
         descriptive_statistics
     _fs(featurestore).create_feature_group(
         featuregroup, featuregroup_version, data=df, description=description, primary_key=primary_key,
-        partition_by=partition_by, event_time=event_time, metadata=metadata, statistics=stats, jobs=jobs)
+        partition_by=partition_by, event_time=event_time, metadata=metadata, statistics=stats, jobs=jobs,
+        online_enabled=online, offline_enabled=offline)
 
 
 def insert_into_featuregroup(
@@ -218,12 +220,15 @@ def insert_into_featuregroup(
     online: bool = False,
     offline: bool = True,
 ) -> dict[str, Any]:
-    """Insert ``df`` into a feature group: ``mode`` is append, overwrite or upsert."""
+    """Insert ``df`` into a feature group: ``mode`` is append, overwrite or upsert. As in the
+    seed, ``online`` and ``offline`` say exactly which stores are written: the default
+    (``online=False``) writes the offline table only, even of an online-enabled group (its
+    online table then lags until the next online write or ``sync_featuregroup_online``)."""
     del feature_correlation, feature_histograms, cluster_analysis, num_bins, corr_method, num_clusters
     del stat_columns
-    _no_online(online)
     fg = _fs(featurestore).get_feature_group(featuregroup, featuregroup_version)
-    return fg.insert(df, mode, online=online, offline=offline, statistics=None if descriptive_statistics else False)
+    return fg.insert(df, mode, online=bool(online), offline=offline,
+                     statistics=None if descriptive_statistics else False)
 
 
 def get_featuregroup(
@@ -235,9 +240,10 @@ def get_featuregroup(
     as_of: Any = None,
 ) -> Any:
     """All rows of a feature group as ``dataframe_type`` (pandas, numpy, python, pyarrow, polars);
-    ``as_of`` (a commit id or a time) reads it as it was then (docs/time-travel.md)."""
-    _no_online(online)
-    return _fs(featurestore).get_feature_group(featuregroup, featuregroup_version).read(dataframe_type, as_of=as_of)
+    ``as_of`` (a commit id or a time) reads it as it was then (docs/time-travel.md);
+    ``online=True`` reads the online table (the latest row per key)."""
+    fg = _fs(featurestore).get_feature_group(featuregroup, featuregroup_version)
+    return fg.read(dataframe_type, as_of=as_of, online=online)
 
 
 def get_feature(
@@ -248,13 +254,13 @@ def get_feature(
     dataframe_type: str = "pandas",
     online: bool = False,
 ) -> Any:
-    """One feature's column; the query planner finds its group unless ``featuregroup`` is given."""
-    _no_online(online)
+    """One feature's column; the query planner finds its group unless ``featuregroup`` is given
+    (``online=True``: from the online tables)."""
     fs = _fs(featurestore)
     if featuregroup is not None:
         fg = fs.get_feature_group(featuregroup, featuregroup_version)
-        return fg.select([feature]).read(dataframe_type)
-    return fs.get_features([feature], dataframe_type=dataframe_type)
+        return fg.select([feature]).read(dataframe_type, online=online)
+    return fs.get_features([feature], dataframe_type=dataframe_type, online=online)
 
 
 def get_features(
@@ -269,19 +275,19 @@ def get_features(
     ttl: Any = None,
 ) -> Any:
     """Features by name, joined across feature groups by the query planner; with ``entity_df``
-    and ``event_time``, point-in-time correct for every label row (docs/point-in-time.md)."""
-    _no_online(online)
+    and ``event_time``, point-in-time correct for every label row (docs/point-in-time.md);
+    ``online=True`` joins the online tables (look entities up with :func:`get_feature_vector`)."""
     return _fs(featurestore).get_features(
         features, featuregroups_version_dict=featuregroups_version_dict or None, join_key=join_key,
-        dataframe_type=dataframe_type, entity_df=entity_df, event_time=event_time, ttl=ttl)
+        dataframe_type=dataframe_type, entity_df=entity_df, event_time=event_time, ttl=ttl, online=online)
 
 
 def sql(query: str, featurestore: str | None = None, dataframe_type: str = "pandas", online: bool = False,
         dialect: str = "auto", as_of: Any = None) -> Any:
     """Run a read-only SELECT over the feature groups (tables ``<name>_<version>``); ``as_of``
-    reads every table as of a commit id or time (docs/time-travel.md)."""
-    _no_online(online)
-    return _fs(featurestore).sql(query, dataframe_type=dataframe_type, dialect=dialect, as_of=as_of)
+    reads every table as of a commit id or time (docs/time-travel.md); ``online=True`` queries
+    the online tables, primary-key filters becoming key lookups."""
+    return _fs(featurestore).sql(query, dataframe_type=dataframe_type, dialect=dialect, as_of=as_of, online=online)
 
 
 def get_featuregroup_commits(featuregroup: str, featurestore: str | None = None, featuregroup_version: int = 1,
@@ -291,17 +297,16 @@ def get_featuregroup_commits(featuregroup: str, featurestore: str | None = None,
 
 
 def get_featuregroups(featurestore: str | None = None, online: bool = False) -> list[str]:
-    """Every feature group, as ``<name>_<version>``."""
-    _no_online(online)
-    return [fg.table_name for fg in _fs(featurestore).get_feature_groups()]
+    """Every feature group, as ``<name>_<version>`` (``online=True``: those stored online)."""
+    return [fg.table_name for fg in _fs(featurestore).get_feature_groups() if fg.online_enabled or not online]
 
 
 def get_features_list(featurestore: str | None = None, online: bool = False) -> list[str]:
-    """Every feature name in the feature store (each once)."""
-    _no_online(online)
+    """Every feature name in the feature store (each once; ``online=True``: of the groups stored
+    online)."""
     names: dict[str, None] = {}
     for fg in _fs(featurestore).get_feature_groups():
-        for f in fg.features:
+        for f in fg.features if fg.online_enabled or not online else ():
             names.setdefault(f.name)
     return list(names)
 
@@ -551,8 +556,60 @@ def get_training_dataset_tf_record_schema(training_dataset: str, featurestore: s
 
 
 def get_online_featurestore_connector(featurestore: str | None = None) -> Any:
-    """The online feature store's connection details (not in this release)."""
-    raise UnsupportedError(ONLINE_UNSUPPORTED)
+    """The online feature store's connection details: an :class:`cloudsdk.OnlineStoreConnector`
+    (``backend``, ``url``, ``jdbc_url``, ``host``, ``port``, ``database``, ``user``, and the
+    ``password`` for members of the owning project)."""
+    return _fs(featurestore).get_online_featurestore_connector()
+
+
+# --- the online store: serving (docs/online.md); names new in cloudsdk, not in the seed ----------
+
+
+def enable_featuregroup_online(featuregroup_name: str, featuregroup_version: int = 1, featurestore: str | None = None,
+                               online_types: Mapping[str, str] | None = None) -> None:
+    """Store a feature group online too (its online table is created and back-filled with the
+    latest row per key). ``online_types`` is accepted and ignored (the types follow the features)."""
+    del online_types
+    _fs(featurestore).get_feature_group(featuregroup_name, featuregroup_version).enable_online()
+
+
+def disable_featuregroup_online(featuregroup_name: str, featuregroup_version: int = 1,
+                                featurestore: str | None = None) -> None:
+    """Stop storing a feature group online (its online table is dropped; the offline one stays)."""
+    _fs(featurestore).get_feature_group(featuregroup_name, featuregroup_version).disable_online()
+
+
+def sync_featuregroup_online(featuregroup: str, featuregroup_version: int = 1,
+                             featurestore: str | None = None) -> dict[str, Any]:
+    """New in cloudsdk: bring a group's online table up to its latest offline commit;
+    ``{"commit", "upserted", "deleted", "online_rows"}``."""
+    return _fs(featurestore).get_feature_group(featuregroup, featuregroup_version).sync_online()
+
+
+def check_featuregroup_online_consistency(featuregroup: str, featuregroup_version: int = 1,
+                                          featurestore: str | None = None, limit: int = 10) -> dict[str, Any]:
+    """New in cloudsdk: compare a group's online table with its offline table's latest row per
+    key (``FeatureGroup.check_online_consistency``)."""
+    return _fs(featurestore).check_online_consistency(featuregroup, featuregroup_version, limit=limit)
+
+
+def get_feature_vector(features: Sequence[str], entry: Mapping[str, Any], featurestore: str | None = None,
+                       featuregroups_version_dict: Mapping[str, int] | None = None, return_type: str = "list",
+                       allow_missing: bool = False) -> Any:
+    """New in cloudsdk: one entity's features from the online store (``entry``: its primary
+    key, ``{column: value}``), as a list, dict, pandas or numpy (``FeatureStore.get_feature_vector``)."""
+    return _fs(featurestore).get_feature_vector(features, entry, return_type=return_type, allow_missing=allow_missing,
+                                                featuregroups_version_dict=featuregroups_version_dict)
+
+
+def get_feature_vectors(features: Sequence[str], entries: Sequence[Mapping[str, Any]],
+                        featurestore: str | None = None, featuregroups_version_dict: Mapping[str, int] | None = None,
+                        return_type: str = "list", allow_missing: bool = False) -> Any:
+    """New in cloudsdk: many entities' features from the online store, in the order of
+    ``entries`` (``FeatureStore.get_feature_vectors``)."""
+    return _fs(featurestore).get_feature_vectors(features, entries, return_type=return_type,
+                                                 allow_missing=allow_missing,
+                                                 featuregroups_version_dict=featuregroups_version_dict)
 
 
 def get_storage_connectors(featurestore: str | None = None) -> list[tuple[str, str]]:

@@ -190,3 +190,130 @@ def test_console_script(data_dir: Path) -> None:
     proc = cloudsdk("user", "create", "alice")
     assert proc.returncode == 2
     assert proc.stderr.strip() == "cloudsdk user create: error: user 'alice' already exists"
+
+
+# --- the project's online store -------------------------------------------------------------
+
+@pytest.fixture
+def mariadb_user() -> Iterator[tuple[str, str, str]]:
+    """A fresh MariaDB database and a user with a password that may use it: (database, user, password)."""
+    import secrets
+
+    import pymysql
+
+    tag = secrets.token_hex(5)
+    database, user, password = f"cli_{tag}", f"cli_{tag}", f"Pw{secrets.token_hex(8)}"
+    admin = pymysql.connect(host="127.0.0.1", port=3306, user="root", autocommit=True)
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{database}`")
+        cur.execute(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY '{password}'")
+        cur.execute(f"GRANT ALL ON `{database}`.* TO '{user}'@'127.0.0.1'")
+    try:
+        yield database, user, password
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+            cur.execute(f"DROP USER IF EXISTS '{user}'@'127.0.0.1'")
+        admin.close()
+
+
+def _settings(out: str) -> dict[str, str]:
+    lines = out.splitlines()
+    assert lines[0].split() == ["SETTING", "VALUE"]
+    return {name: value for name, value in (line.split(None, 1) for line in lines[1:])}
+
+
+def test_online_store_commands(run, data_dir: Path, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+                               mariadb_user: tuple[str, str, str]) -> None:
+    import io
+
+    database, user, password = mariadb_user
+    run("project", "create", "fraud")
+    status, out, err = run("project", "online-store", "fraud")
+    info = _settings(out)
+    assert status == 0 and err == ""
+    assert info["backend"] == "sqlite" and info["url"].endswith("online.db")
+
+    url = f"mysql://{user}:{password}@127.0.0.1:3306/{database}"
+    monkeypatch.setattr("sys.stdin", io.StringIO(url + "\n"))
+    status, out, err = run("project", "set-online-store", "fraud", "--url-stdin")
+    assert (status, err) == (0, "")
+    assert out == (f"project 'fraud' stores its online feature groups in mysql "
+                   f"(jdbc:mysql://127.0.0.1:3306/{database})\n")
+    status, out, err = run("project", "online-store", "fraud")
+    info = _settings(out)
+    assert status == 0 and password not in out + err
+    assert info == {"backend": "mysql", "url": f"jdbc:mysql://127.0.0.1:3306/{database}", "host": "127.0.0.1",
+                    "port": "3306", "database": database, "user": user,
+                    "jdbc_url": f"jdbc:mysql://127.0.0.1:3306/{database}"}
+    assert password.encode() not in (data_dir / "catalog.db").read_bytes()  # sealed, not in clear
+
+    # --url works too, but a password on the command line gets a warning (and is not echoed)
+    status, out, err = run("project", "set-online-store", "fraud", "--url", url)
+    assert status == 0 and password not in out + err
+    assert err.startswith("cloudsdk project set-online-store: warning: the URL holds a password")
+    assert "--url-stdin" in err
+
+
+def test_online_store_command_errors(run, data_dir: Path,  # type: ignore[no-untyped-def]
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import uuid
+
+    import pyarrow as pa
+    import redis
+
+    run("project", "create", "fraud")
+    prefix = f"tcli{uuid.uuid4().hex[:8]}:"
+    status, out, _ = run("project", "set-online-store", "fraud", "--url", f"redis://127.0.0.1:6379/0?prefix={prefix}")
+    assert status == 0
+    assert out == ("project 'fraud' stores its online feature groups in redis "
+                   f"(redis://127.0.0.1:6379/0, prefix {prefix})\n")
+
+    # a password in a URL that fails: the error is one line and does not hold the password
+    monkeypatch.setattr("sys.stdin", io.StringIO("redis://someone:Sup3rSecretPw@127.0.0.1:1/0\n"))
+    status, out, err = run("project", "set-online-store", "fraud", "--url-stdin")
+    assert status == 2 and out == "" and len(err.splitlines()) == 1
+    assert err.startswith("cloudsdk project set-online-store: error: cannot open the Redis online store")
+    assert "Sup3rSecretPw" not in err
+    assert _settings(run("project", "online-store", "fraud")[1])["prefix"] == prefix  # unchanged
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n"))
+    assert run("project", "set-online-store", "fraud", "--url-stdin") == (
+        2, "", "cloudsdk project set-online-store: --url-stdin read an empty line\n")
+    cases = [
+        (("project", "set-online-store", "ghost", "--url", "sqlite:///x.db"),
+         "cloudsdk project set-online-store: error: no project named 'ghost'"),
+        (("project", "set-online-store", "fraud", "--url", "ftp://host/x"),
+         "cloudsdk project set-online-store: error: unknown online store URL scheme 'ftp'"),
+        (("project", "online-store", "ghost"), "cloudsdk project online-store: error: no project named 'ghost'"),
+    ]
+    for args, message in cases:
+        status, out, err = run(*args)
+        assert status == 2 and out == "" and err.startswith(message), (args, err)
+        assert len(err.splitlines()) == 1
+
+    # refused while the project has feature groups stored online
+    service = FeatureStoreService(data_dir)
+    try:
+        service.create_group("fraud", "cards", 1, pa.table({"id": [1], "x": [0.5]}), primary_key=["id"],
+                             online_enabled=True)
+    finally:
+        service.close()
+    status, out, err = run("project", "set-online-store", "fraud", "--url", "redis://127.0.0.1:6379/0")
+    assert status == 2 and "has feature groups stored online (cards)" in err
+    service = FeatureStoreService(data_dir)
+    try:
+        service.delete_group("fraud", "cards", 1)
+    finally:
+        service.close()
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    try:
+        assert list(client.scan_iter(match=f"{prefix}*")) == []  # deleting the group removed its keys
+    finally:
+        client.close()
+
+    with pytest.raises(SystemExit):  # --url and --url-stdin exclude each other; one is required
+        run("project", "set-online-store", "fraud", "--url", "sqlite:///x.db", "--url-stdin")
+    with pytest.raises(SystemExit):
+        run("project", "set-online-store", "fraud")

@@ -35,6 +35,7 @@ RUNNABLE_PAGES = [
     "statistics.md",
     "validation.md",
     "storage-connectors.md",
+    "online.md",
     "../README.md",
 ]
 

@@ -298,14 +298,15 @@ def test_sql_refusals(query: str, error: type[Exception]) -> None:
     assert featurestore.get_featuregroup("teams_features").shape == (20, 4)
 
 
-def test_online_reads_are_unsupported() -> None:
+def test_online_reads_of_an_offline_group_are_refused() -> None:
     featurestore.create_featuregroup(_teams(), "teams_features")
     for call in (lambda: featurestore.get_feature("team_budget", online=True),
                  lambda: featurestore.get_features(["team_budget"], online=True),
-                 lambda: featurestore.sql("SELECT 1 FROM teams_features_1", online=True),
-                 lambda: featurestore.get_featuregroups(online=True)):
-        with pytest.raises(errors.UnsupportedError, match="online"):
+                 lambda: featurestore.sql("SELECT 1 FROM teams_features_1", online=True)):
+        with pytest.raises(errors.InvalidArgumentError, match="not stored online"):
             call()
+    assert featurestore.get_featuregroups(online=True) == []
+    assert featurestore.get_featuregroups() == ["teams_features_1"]
 
 
 # ---------------------------------------------------------------- metadata and statistics

@@ -321,29 +321,28 @@ def test_bad_mode(fg: cloudsdk.FeatureGroup, mode: str) -> None:
     snap.assert_unchanged()
 
 
-def test_online_insert_is_unsupported(fg: cloudsdk.FeatureGroup) -> None:
+def test_online_insert_into_an_offline_group_is_refused(fg: cloudsdk.FeatureGroup) -> None:
     snap = _Snapshot(fg)
-    with pytest.raises(errors.UnsupportedError, match="online=False"):
+    with pytest.raises(errors.InvalidArgumentError, match="not stored online"):
         fg.insert(_frame([9]), online=True)
-    with pytest.raises(errors.UnsupportedError, match="offline"):
+    with pytest.raises(errors.InvalidArgumentError, match="write nothing"):
         fg.insert(_frame([9]), offline=False)
-    with pytest.raises(errors.UnsupportedError):
+    with pytest.raises(errors.InvalidArgumentError, match="enable_online"):
         fg.read(online=True)
     snap.assert_unchanged()
 
 
-def test_online_feature_group_is_unsupported(fs: cloudsdk.FeatureStore, conn: cloudsdk.Connection) -> None:
-    with pytest.raises(errors.UnsupportedError, match="online"):
-        fs.create_feature_group("g", data=_frame([1]), online_enabled=True)
-    featurestore.connect(path=conn.path)
-    with pytest.raises(errors.UnsupportedError, match="online"):
-        featurestore.create_featuregroup(_frame([1]), "g", online=True)
+def test_online_calls_on_an_offline_group_say_how_to_enable(fs: cloudsdk.FeatureStore,
+                                                             conn: cloudsdk.Connection) -> None:
+    with pytest.raises(errors.InvalidArgumentError, match="store nothing"):
+        fs.create_feature_group("g", data=_frame([1]), online_enabled=False, offline_enabled=False)
     assert fs.get_feature_groups() == []
+    featurestore.connect(path=conn.path)
     fg = fs.create_feature_group("g", data=_frame([1]))
     snap = _Snapshot(fg)
-    with pytest.raises(errors.UnsupportedError, match="online"):
+    with pytest.raises(errors.InvalidArgumentError, match="not stored online"):
         featurestore.insert_into_featuregroup(_frame([2]), "g", online=True)
-    with pytest.raises(errors.UnsupportedError, match="online"):
+    with pytest.raises(errors.InvalidArgumentError, match="not stored online"):
         featurestore.get_featuregroup("g", online=True)
     snap.assert_unchanged()
 

@@ -22,6 +22,7 @@ CLIENT_MODULES = [
     "cloudsdk.client.feature_group",
     "cloudsdk.client.feature_store",
     "cloudsdk.client.frames",
+    "cloudsdk.client.online",
     "cloudsdk.client.query",
     "cloudsdk.client.training_dataset",
     "cloudsdk.client.validation",

@@ -7,8 +7,6 @@ Its ``.. code-block:: python`` blocks are extracted and classified by content:
   featurestore`` replaced by ``from cloudsdk import featurestore``, in a namespace that
   provides the names the snippet assumes (features_df, featuregroup_name, the football
   groups...), and its effect checked against pandas;
-* ``later``: needs a later release (online storage);
-  each feature-store call must fail with a clear UnsupportedError;
 * ``other``: not feature-store code (Airflow operators).
 
 The catalogue must match the manual exactly (every block in one class, every entry one
@@ -35,7 +33,6 @@ from cloudsdk.errors import (
     CredentialsError,
     InvalidArgumentError,
     TrainingDatasetNotFoundError,
-    UnsupportedError,
 )
 
 SEED_REL = Path("shared/seed/hopsworks-featurestore.rst")
@@ -136,13 +133,13 @@ CATALOGUE: dict[str, tuple[str, Callable[[str], bool]]] = {
     "update_stats": ("run", _has("featurestore.update_featuregroup_stats(")),
     "tfrecords_td": ("run", _has('create_training_dataset(features_df,training_dataset_name,data_format="tfrecords")')),
     "tensorflow_training": ("run", _has("import tensorflow as tf", "get_training_dataset_tf_record_schema(td_name)")),
-    "online_write": ("later", _has("online=True, primary_key=\"id\"", "insert_into_featuregroup(sample_df")),
-    "online_read": ("later", _has("WHERE primary_key=x\", online=True", "get_feature(feature_name, online=True)")),
+    "online_write": ("run", _has("online=True, primary_key=\"id\"", "insert_into_featuregroup(sample_df")),
+    "online_read": ("run", _has("WHERE primary_key=x\", online=True", "get_feature(feature_name, online=True)")),
     "petastorm": ("run", _has('data_format="petastorm"')),
-    "online_inference": ("later", _has("get_online_featurestore_connector()")),
+    "online_inference": ("run", _has("get_online_featurestore_connector()")),
     "airflow": ("other", _has("HopsworksLaunchOperator(")),
 }
-EXPECTED_COUNTS = {"run": 17, "later": 3, "other": 1}
+EXPECTED_COUNTS = {"run": 20, "other": 1}
 RAN: set[str] = set()  # ids that have a test executing them (filled at import by @runs)
 
 
@@ -178,10 +175,8 @@ def test_catalogue_matches_the_manual(blocks: list[Block]) -> None:
 
 def test_every_runnable_snippet_is_run() -> None:
     runnable = {i for i, (cls, _) in CATALOGUE.items() if cls == "run"}
-    assert runnable == RAN & runnable
-    assert len(RAN & runnable) == EXPECTED_COUNTS["run"] == 17
-    later = {i for i, (cls, _) in CATALOGUE.items() if cls == "later"}
-    assert later <= RAN  # each later-release snippet has a test of its UnsupportedError
+    assert runnable == RAN  # every runnable snippet is run, and every snippet run is runnable
+    assert len(runnable) == EXPECTED_COUNTS["run"] == 20
 
 
 # --- running snippets -------------------------------------------------------------------------------
@@ -553,64 +548,132 @@ def test_petastorm_snippet_writes_a_petastorm_dataset(blocks: list[Block]) -> No
 
 @runs("online_write")
 def test_online_write_snippet(blocks: list[Block]) -> None:
+    """The manual's three ways to create a group and three ways to insert into an online one.
+
+    The three ``create_featuregroup`` calls are alternatives for one name (run in order, the
+    second would be an AlreadyExistsError, as in hops): each gets its own ``featuregroup_name``.
+    The inserts run in order into one group stored both ways, as the manual prints them."""
     stmts = [s for s in statements(block(blocks, "online_write")) if "featurestore." in s]
     assert len(stmts) == 6
-    # the online group the snippet inserts into exists (offline) so each insert reaches its online check
+    creates, inserts = stmts[:3], stmts[3:]
+    assert all("create_featuregroup(spark_df" in s for s in creates)
+    assert all('insert_into_featuregroup(sample_df, "online_featuregroup_test"' in s for s in inserts)
+    spark_df = _sample(5)
+    names = ["created_online", "created_offline", "created_both"]
+    for stmt, name in zip(creates, names, strict=True):
+        run_code(stmt, {"featurestore": featurestore, "spark_df": spark_df, "featuregroup_name": name})
+    fs = featurestore._fs()
+    stored = {n: (fs.get_feature_group(n, 1).online_enabled, fs.get_feature_group(n, 1).offline_enabled)
+              for n in names}
+    # online=True alone keeps offline=True, the default of the seed's signature: stored both ways
+    # (the manual's comment says "only in the online storage"; that takes offline=False)
+    assert stored == {"created_online": (True, True), "created_offline": (False, True), "created_both": (True, True)}
+    for name in names:
+        _assert_same(featurestore.get_featuregroup(name), spark_df)
+    for name in ("created_online", "created_both"):
+        _assert_same(featurestore.get_featuregroup(name, online=True), spark_df)
+    assert sorted(featurestore.get_featuregroups(online=True)) == ["created_both_1", "created_online_1"]
+    with pytest.raises(InvalidArgumentError, match="not stored online"):
+        featurestore.get_featuregroup("created_offline", online=True)
+
+    first, sample_df = _sample(3), _sample(2, start=100)
+    featurestore.create_featuregroup(first, "online_featuregroup_test", online=True, primary_key="id")
+    namespace: dict[str, Any] = {"featurestore": featurestore, "sample_df": sample_df}
+    both = pd.concat([first, sample_df], ignore_index=True)
+
+    def check() -> dict[str, Any]:
+        return featurestore.check_featuregroup_online_consistency("online_featuregroup_test")
+
+    # 1. online=True, offline=False: the online table only; it is ahead of the offline table
+    [result] = run_code(inserts[0], namespace)
+    assert result["version"] is None and result["online"] == {"rows_upserted": 2, "rows_deleted": 0}
+    _assert_same(featurestore.get_featuregroup("online_featuregroup_test"), first)
+    _assert_same(featurestore.get_featuregroup("online_featuregroup_test", online=True), both)
+    report = check()
+    assert not report["consistent"] and report["status"] == "ok"
+    assert report["extra_online"] == 2 and report["examples"]["extra_online"] == [{"id": 100}, {"id": 101}]
+    # 2. online=False, offline=True: the offline table only; the online table is marked behind
+    [result] = run_code(inserts[1], namespace)
+    assert result["version"] == 1 and result["online"] is None
+    _assert_same(featurestore.get_featuregroup("online_featuregroup_test"), both)
+    report = check()
+    assert report["consistent"] and report["status"] == "behind" and report["synced_commit"] == 0
+    # 3. both: the offline commit, then the online table is rebuilt from the offline one
+    [result] = run_code(inserts[2], namespace)
+    assert result["version"] == 2 and result["online"] is not None
+    offline = featurestore.get_featuregroup("online_featuregroup_test")
+    _assert_same(offline, pd.concat([first, sample_df, sample_df], ignore_index=True))  # appended twice offline
+    _assert_same(featurestore.get_featuregroup("online_featuregroup_test", online=True), both)  # one row per key
+    report = check()
+    assert report["consistent"] and report["status"] == "ok" and report["synced_commit"] == 2
+    assert (report["offline_rows"], report["online_rows"]) == (5, 5)
+
+
+def test_online_insert_into_an_offline_group_is_refused() -> None:
+    """The manual's online insert into a group that is not stored online: a clear error, and
+    nothing is written."""
     featurestore.create_featuregroup(_sample(3), "online_featuregroup_test")
-    namespace: dict[str, Any] = {"featurestore": featurestore, "spark_df": _sample(5), "sample_df": _sample(2, start=100),
-                                 "featuregroup_name": "snippet_features"}
-    refused = 0
-    for stmt in stmts:
-        if "online=True" in stmt:
-            with pytest.raises(UnsupportedError, match="online"):
-                run_code(stmt, namespace)
-            refused += 1
-        else:
-            run_code(stmt, namespace)
-    assert refused == 4
-    # the offline-only statements did their work, the refused ones wrote nothing
-    _assert_same(featurestore.get_featuregroup("snippet_features"), _sample(5))
+    for online, offline in ((True, False), (True, True)):
+        with pytest.raises(InvalidArgumentError, match=r"not stored online.*enable"):
+            featurestore.insert_into_featuregroup(_sample(2, start=100), "online_featuregroup_test", online=online,
+                                                  offline=offline, mode="append")
+    _assert_same(featurestore.get_featuregroup("online_featuregroup_test"), _sample(3))
+    assert len(featurestore.get_featuregroup_commits("online_featuregroup_test")) == 1
+    # the default (online=False) writes the offline table, as in the seed
+    featurestore.insert_into_featuregroup(_sample(2, start=100), "online_featuregroup_test")
     _assert_same(featurestore.get_featuregroup("online_featuregroup_test"),
                  pd.concat([_sample(3), _sample(2, start=100)], ignore_index=True))
-    assert sorted(featurestore.get_featuregroups()) == ["online_featuregroup_test_1", "snippet_features_1"]
-
-
-def test_online_insert_into_a_new_group_is_unsupported() -> None:
-    with pytest.raises(UnsupportedError, match="online"):
-        featurestore.insert_into_featuregroup(_sample(2), "online_featuregroup_test", online=True,
-                                              offline=False, mode="append")
 
 
 @runs("online_read")
 def test_online_read_snippet(blocks: list[Block]) -> None:
-    featurestore.create_featuregroup(_sample(3), "snippet_features")
+    code = block(blocks, "online_read")
+    # the manual's SQL is a template: a feature, a feature group's table, its primary key and a
+    # key value; the rest of the snippet runs as printed
+    template = "SELECT feature FROM featuregroup_name WHERE primary_key=x"
+    assert code.count(template) == 1
+    code = code.replace(template, "SELECT val_1 FROM snippet_features_1 WHERE id=7")
+    df = _sample(10)
+    featurestore.create_featuregroup(df, "snippet_features", online=True)
+    stmts = [s for s in statements(code) if "featurestore." in s]
+    assert len(stmts) == 3 and all("online=True" in s for s in stmts)
     namespace: dict[str, Any] = {"featurestore": featurestore, "featuregroup_name": "snippet_features",
                                  "feature_name": "val_1"}
-    stmts = [s for s in statements(block(blocks, "online_read")) if "featurestore." in s]
-    assert len(stmts) == 3
-    for stmt in stmts:
-        assert "online=True" in stmt
-        with pytest.raises(UnsupportedError, match="online"):
-            run_code(stmt, namespace)
+    run_code(stmts[0], namespace)  # the primary-key lookup
+    _assert_same(namespace["df"], df.loc[df["id"] == 7, ["val_1"]])
+    run_code(stmts[1], namespace)  # the whole online table
+    _assert_same(namespace["df"], df)
+    run_code(stmts[2], namespace)  # one feature, found by the query planner
+    _assert_same(namespace["df"], df[["val_1"]])
+    # the online table holds the latest row per key: an upsert shows up there, not twice
+    changed = df.head(2).assign(val_1=[-1.0, -2.0])
+    featurestore.insert_into_featuregroup(changed, "snippet_features", mode="upsert", online=True)
+    run_code(stmts[0].replace("id=7", "id=1"), namespace)
+    assert namespace["df"]["val_1"].tolist() == [-2.0]
+    assert len(featurestore.get_featuregroup("snippet_features", online=True)) == 10
 
 
 @runs("online_inference")
 def test_online_inference_snippet(blocks: list[Block]) -> None:
-    namespace: dict[str, Any] = {"featurestore": featurestore, "sample_df": _sample(3)}
     stmts = statements(block(blocks, "online_inference"))
-    online = [s for s in stmts if "online=True" in s]
-    assert len(online) == 3
-    for stmt in online:
-        with pytest.raises(UnsupportedError, match="online"):
-            run_code(stmt, namespace)
-    assert featurestore.get_featuregroups() == []
-    assert [s for s in stmts if "online=True" not in s] == [
-        "storage_connector = featurestore.get_online_featurestore_connector()"]
-
-
-def test_online_connector_is_a_clear_unsupported_error() -> None:
-    with pytest.raises(UnsupportedError):
-        featurestore.get_online_featurestore_connector()  # type: ignore[attr-defined]
+    assert len(stmts) == 4
+    assert stmts[-1] == "storage_connector = featurestore.get_online_featurestore_connector()"
+    sample_df = _sample(1000)  # ids 0..999: the manual looks up id 999
+    namespace: dict[str, Any] = {"featurestore": featurestore, "sample_df": sample_df}
+    run_code(stmts[0], namespace)
+    assert featurestore.get_featuregroups(online=True) == ["online_featuregroup_test_1"]
+    run_code(stmts[1], namespace)
+    _assert_same(namespace["df"], sample_df)
+    run_code(stmts[2], namespace)
+    _assert_same(namespace["df"], pd.DataFrame({"val_1": [999 * 1.5]}))
+    run_code(stmts[3], namespace)
+    connector = namespace["storage_connector"]
+    assert isinstance(connector, cloudsdk.OnlineStoreConnector)
+    # the default online store: a SQLite file of the project, on the store's machine
+    assert connector.backend == "sqlite" and connector.url is not None and connector.url.startswith("sqlite:///")
+    assert connector.url.endswith("/online.db") and connector.jdbc_url is None and connector.password is None
+    assert connector.name == f"{featurestore.project_featurestore()}_online"
+    assert connector.to_dict()["backend"] == "sqlite"
 
 
 @pytest.mark.local_only

@@ -221,6 +221,9 @@ WRITE_REQUESTS = {
     "set_jobs": ("PUT", "/projects/{p}/jobs/featuregroup/tx"),
     "add_training_dataset_metadata": ("POST", "/projects/{p}/trainingdatasets/td/metadata"),
     "remove_training_dataset_metadata": ("POST", "/projects/{p}/trainingdatasets/td/metadata/remove"),
+    "enable_online": ("POST", "/projects/{p}/featuregroups/tx/online/enable"),
+    "disable_online": ("POST", "/projects/{p}/featuregroups/tx/online/disable"),
+    "sync_online": ("POST", "/projects/{p}/featuregroups/tx/online/sync"),
 }
 
 
@@ -448,8 +451,9 @@ def test_error_shape_of_each_kind(client: TestClient, server: Server, keys: dict
     mismatch = assert_error(client.post(f"{base}/featuregroups/tx/insert", headers={**h, **options(version=1)},
                                         content=arrow(pa.table({"id": [5]}))), 400, "schema_mismatch")
     assert "differences" in mismatch["details"]
-    assert_error(client.post(f"{base}/featuregroups/tx/insert", headers={**h, **options(online=True)},
-                             content=arrow(ROWS)), 501, "unsupported")
+    assert "not stored online" in assert_error(client.post(
+        f"{base}/featuregroups/tx/insert", headers={**h, **options(online=True)}, content=arrow(ROWS)),
+        400, "invalid_argument")["message"]
     assert_error(client.post(f"{base}/featuregroups/tx/insert", headers={**h, **options(mode="upsert")},
                              content=arrow(pa.table({"id": [7, 7], "score": [1.0, 2.0], "city": ["x", "y"]}))),
                  400, "data_validation_error")

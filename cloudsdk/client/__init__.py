@@ -3,6 +3,7 @@
 from cloudsdk.client.connection import Connection, connect
 from cloudsdk.client.feature_group import Feature, FeatureGroup, Statistics
 from cloudsdk.client.feature_store import FeatureStore
+from cloudsdk.client.online import OnlineStoreConnector
 from cloudsdk.client.query import Filter, Query
 from cloudsdk.client.training_dataset import TrainingDataset
 from cloudsdk.client.validation import ValidationReport
@@ -13,6 +14,7 @@ __all__ = [
     "FeatureGroup",
     "FeatureStore",
     "Filter",
+    "OnlineStoreConnector",
     "Query",
     "Statistics",
     "TrainingDataset",

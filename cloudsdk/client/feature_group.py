@@ -15,12 +15,10 @@ from cloudsdk.client.frames import from_arrow, to_arrow
 from cloudsdk.client.query import Filter, Query
 from cloudsdk.client.validation import ValidationReport
 from cloudsdk.errors import (
-    ONLINE_UNSUPPORTED,
     FeatureGroupNotFoundError,
     FeatureNotFoundError,
     InvalidArgumentError,
     NotFoundError,
-    UnsupportedError,
 )
 
 if TYPE_CHECKING:
@@ -214,8 +212,17 @@ class FeatureGroup:
 
     @property
     def online_enabled(self) -> bool:
-        """Whether the group is stored online too."""
+        """Whether the group keeps its latest row per primary key in the online store."""
+        if not self._meta:
+            return bool(self._pending.get("online_enabled", False))
         return bool(self._meta.get("online_enabled", False))
+
+    @property
+    def offline_enabled(self) -> bool:
+        """Whether the group keeps its rows in the offline (Delta) table (False: online only)."""
+        if not self._meta:
+            return bool(self._pending.get("offline_enabled", True))
+        return bool(self._meta.get("offline_enabled", True))
 
     @property
     def location(self) -> str:
@@ -278,17 +285,27 @@ class FeatureGroup:
             self.set_jobs(jobs)
         return self
 
-    def insert(self, data: Any, mode: str = "append", *, online: bool = False, offline: bool = True,
+    def insert(self, data: Any, mode: str = "append", *, online: bool | None = None, offline: bool | None = None,
                statistics: bool | None = None) -> dict[str, Any]:
         """Write rows as one commit.
 
         Args:
             data: pandas, polars or pyarrow dataframe with the group's columns.
             mode: "append", "overwrite" or "upsert" (merge on the primary key).
+            online: write the online store (None: if the group is stored online; True on a
+                group that is not raises InvalidArgumentError).
+            offline: write the offline table (None: if the group is stored offline, i.e. not
+                an online-only group; False: the online store only).
             statistics: compute statistics after the commit (default: the group's setting).
 
         Returns:
-            The commit: ``{"version", "rows_inserted", "rows_updated", "rows_deleted"}``.
+            The commit: ``{"version", "rows_inserted", "rows_updated", "rows_deleted",
+            "online"}``, ``"online"`` being ``{"rows_upserted", "rows_deleted"}`` or None
+            (``"version"`` is None after an online-only write).
+
+        Raises:
+            OnlineSyncError: the offline commit landed but the online write failed (repaired
+            by the next online write, or by :meth:`sync_online`).
         """
         self._store._check_writable()
         if not self.saved:
@@ -305,6 +322,8 @@ class FeatureGroup:
         """All rows of the latest commit (or as of a commit id / time), as ``dataframe_type``.
 
         Args:
+            online: read the online table instead (the latest row per primary key; a full
+                scan: look entities up with ``fs.get_feature_vector``).
             as_of: a commit id (``commit_details()[i]["commit_id"]``) or a time (datetime, pandas
                 Timestamp, ISO-8601 string; naive = UTC): the group as the latest commit at or
                 before it left it. See docs/time-travel.md.
@@ -315,14 +334,53 @@ class FeatureGroup:
         """
         self._need_saved()
         if online:
-            raise UnsupportedError(ONLINE_UNSUPPORTED, featuregroup=self.name)
+            if as_of is not None:
+                raise InvalidArgumentError("the online store holds only the latest values: as_of needs online=False")
+            return from_arrow(self._store._backend.read_online(self._store.project, self.name, self.version),
+                              dataframe_type)
         table = self._store._backend.read_group(self._store.project, self.name, self.version,
                                                 as_of=encode_as_of(as_of))
         return from_arrow(table, dataframe_type)
 
-    def show(self, n: int = 10) -> Any:
+    def show(self, n: int = 10, *, online: bool = False) -> Any:
         """The first ``n`` rows as pandas."""
-        return self.read("pyarrow").slice(0, n).to_pandas()
+        return self.read("pyarrow", online=online).slice(0, n).to_pandas()
+
+    # --- the online store (docs/online.md) -----------------------------------------------------
+
+    def enable_online(self) -> FeatureGroup:
+        """Keep this group in the online store from now on: creates its online table and fills
+        it with the latest row per primary key of the offline table."""
+        self._store._check_writable()
+        self._need_saved()
+        self._refresh(self._store._backend.enable_online(self._store.project, self.name, self.version))
+        return self
+
+    def disable_online(self) -> FeatureGroup:
+        """Stop serving this group online: drops its online table (the offline table stays)."""
+        self._store._check_writable()
+        self._need_saved()
+        self._refresh(self._store._backend.disable_online(self._store.project, self.name, self.version))
+        return self
+
+    def sync_online(self) -> dict[str, Any]:
+        """Bring the online table up to the latest offline commit (e.g. after an
+        OnlineSyncError): ``{"commit", "upserted", "deleted", "online_rows"}``."""
+        self._store._check_writable()
+        self._need_saved()
+        return self._store._backend.sync_online(self._store.project, self.name, self.version)
+
+    def check_online_consistency(self, limit: int = 10) -> dict[str, Any]:
+        """Compare the online table with the offline table's latest row per key.
+
+        Returns:
+            ``{"featuregroup", "version", "consistent", "offline_commit", "synced_commit",
+            "pending", "offline_rows", "online_rows", "missing_online", "extra_online",
+            "different", "examples"}``; ``examples`` holds up to ``limit`` keys of each kind.
+        """
+        self._need_saved()
+        return self._store._backend.check_online_consistency(self._store.project, self.name, self.version,
+                                                              limit=limit)
 
     def select(self, features: Sequence[str | Feature]) -> Query:
         """A query of some features of this group (join it, filter it, read it)."""
@@ -540,7 +598,8 @@ class FeatureGroup:
             return f"FeatureGroup({self.name!r}, version={self.version}, {state})"
         feats = ", ".join(f"{n}{'*' if 'primary' in fl else ''}: {t}" for n, t, fl, _ in self._feature_lines())
         jobs = f", jobs={[j['name'] for j in self.jobs]}" if self.jobs else ""
-        return f"FeatureGroup({self.name!r}, version={self.version}, features=[{feats}]{jobs})"
+        storage = "+".join(s for s, on in (("online", self.online_enabled), ("offline", self.offline_enabled)) if on)
+        return f"FeatureGroup({self.name!r}, version={self.version}, features=[{feats}], {storage}{jobs})"
 
     def _repr_html_(self) -> str:
         if not self.saved:
@@ -553,7 +612,8 @@ class FeatureGroup:
         desc = f"<p>{html.escape(self.description)}</p>" if self.description else ""
         return (
             f"<div><b>Feature group</b> <code>{html.escape(self.name)}</code> version {self.version}"
-            f" (SQL table <code>{html.escape(self.table_name)}</code>){desc}"
+            f" (SQL table <code>{html.escape(self.table_name)}</code>; "
+            f"online {'on' if self.online_enabled else 'off'}, offline {'on' if self.offline_enabled else 'off'}){desc}"
             "<table><thead><tr><th>feature</th><th>type</th><th></th><th>description</th></tr></thead>"
             f"<tbody>{rows}</tbody></table></div>"
         )

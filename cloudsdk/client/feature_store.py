@@ -11,14 +11,10 @@ from cloudsdk._asof import encode_as_of
 from cloudsdk._names import validate_metadata
 from cloudsdk.client.feature_group import FeatureGroup
 from cloudsdk.client.frames import from_arrow, to_arrow
+from cloudsdk.client.online import OnlineStoreConnector, check_return_type, feature_list, vectors_as
 from cloudsdk.client.query import Query
 from cloudsdk.client.training_dataset import TrainingDataset
-from cloudsdk.errors import (
-    ONLINE_UNSUPPORTED,
-    InvalidArgumentError,
-    PermissionDeniedError,
-    UnsupportedError,
-)
+from cloudsdk.errors import InvalidArgumentError, PermissionDeniedError
 
 if TYPE_CHECKING:
     from cloudsdk.client.backend import Backend
@@ -71,6 +67,7 @@ class FeatureStore:
         partition_by: str | Sequence[str] | None = None,
         event_time: str | None = None,
         online_enabled: bool = False,
+        offline_enabled: bool = True,
         features: Mapping[str, str] | None = None,
         metadata: Mapping[str, str] | None = None,
         statistics: bool | Sequence[str] = True,
@@ -86,7 +83,10 @@ class FeatureStore:
             primary_key: key column(s); default the first column.
             partition_by: partition column(s) of the offline table.
             event_time: a timestamp/date column telling when each row's values held.
-            online_enabled: online storage (not available in this release: raises UnsupportedError).
+            online_enabled: also keep the latest row per primary key in the online store, for
+                low-latency lookups (:meth:`get_feature_vector`, ``read(online=True)``).
+            offline_enabled: keep the rows in the offline (Delta) table; False makes an
+                online-only group, readable only with ``online=True``.
             features: descriptions of features, ``{feature: description}``.
             metadata: custom metadata key/values.
             statistics: compute statistics on every insert (True), never (False), or of these columns.
@@ -96,18 +96,17 @@ class FeatureStore:
                 against them first (docs/validation.md).
 
         Raises:
-            AlreadyExistsError, InvalidNameError, SchemaMismatchError, DataValidationError, UnsupportedError.
+            AlreadyExistsError, InvalidNameError, SchemaMismatchError, DataValidationError.
         """
         self._check_writable()
         config: dict[str, Any] = {"enabled": bool(statistics)}
         if not isinstance(statistics, bool):
             config["columns"] = list(statistics)
         options = dict(description=description, primary_key=_list(primary_key), partition_by=_list(partition_by),
-                       event_time=event_time, online_enabled=online_enabled,
+                       event_time=event_time, online_enabled=bool(online_enabled),
+                       offline_enabled=bool(offline_enabled),
                        feature_descriptions=dict(features or {}), metadata=validate_metadata(metadata or {}),
                        statistics_config=config)
-        if online_enabled:
-            raise UnsupportedError(ONLINE_UNSUPPORTED, featuregroup=name)
         if jobs:
             from cloudsdk._registry import normalize_jobs
 
@@ -157,6 +156,7 @@ class FeatureStore:
         entity_df: Any = None,
         event_time: str | None = None,
         ttl: Any = None,
+        online: bool = False,
     ) -> Any:
         """Features by name from any feature groups, joined by the query planner.
 
@@ -169,14 +169,25 @@ class FeatureStore:
         ``ttl``: seconds or a timedelta, or a dict of them by feature group); no match gives
         nulls (docs/point-in-time.md).
 
+        With ``online=True`` the groups' online tables (the latest row per primary key) are
+        joined instead (a full scan: use :meth:`get_feature_vectors` to look up entities).
+
         Raises:
             FeatureNotFoundError, FeatureNameCollisionError, JoinKeyError, InvalidArgumentError
         """
         spec = self.get_features_query(features, featuregroups_version_dict=featuregroups_version_dict,
                                        join_key=join_key)
         if entity_df is not None or event_time is not None:
+            if online:
+                raise InvalidArgumentError("a point-in-time read (entity_df, event_time) reads the offline "
+                                           "store: leave online=False")
             return from_arrow(self._run_pit(spec, entity_df, event_time, ttl), dataframe_type)
-        return from_arrow(self._backend.run_query(self.project, spec), dataframe_type)
+        return from_arrow(self._run_query(spec, online=online), dataframe_type)
+
+    def _run_query(self, spec: Mapping[str, Any], *, online: bool = False) -> Any:
+        if online:
+            return self._backend.run_query(self.project, spec, online=True)
+        return self._backend.run_query(self.project, spec)
 
     def _run_pit(self, spec: Mapping[str, Any], entity_df: Any, event_time: str | None, ttl: Any) -> Any:
         if entity_df is None or not isinstance(event_time, str):
@@ -202,7 +213,8 @@ class FeatureStore:
             planner_log.info("%s", note)
         return spec
 
-    def sql(self, query: str, *, dataframe_type: str = "pandas", dialect: str = "auto", as_of: Any = None) -> Any:
+    def sql(self, query: str, *, dataframe_type: str = "pandas", dialect: str = "auto", as_of: Any = None,
+            online: bool = False) -> Any:
         """Run one read-only SELECT over the feature groups (tables ``<name>_<version>``).
 
         Args:
@@ -212,12 +224,121 @@ class FeatureStore:
             dialect: "duckdb", "hive"/"spark" (backticks, JOIN ... JOIN ... ON ... AND ...),
                 or "auto" (Hive when the query uses backticks).
             as_of: read every feature group as of this commit id or time (docs/time-travel.md).
+            online: query the online tables (the latest row per primary key of online-enabled
+                groups); primary-key equality and ``IN`` filters become key lookups.
 
         Raises:
-            SQLError, SQLSandboxError, FeatureGroupNotFoundError, CommitNotFoundError
+            SQLError, SQLSandboxError, FeatureGroupNotFoundError, CommitNotFoundError,
+            InvalidArgumentError (``as_of`` with ``online=True``)
         """
-        return from_arrow(self._backend.sql(self.project, query, dialect=dialect, as_of=encode_as_of(as_of)),
-                          dataframe_type)
+        if online:
+            if as_of is not None:
+                raise InvalidArgumentError("the online store holds only the latest values: as_of needs online=False")
+            table = self._backend.sql(self.project, query, dialect=dialect, online=True)
+        else:
+            table = self._backend.sql(self.project, query, dialect=dialect, as_of=encode_as_of(as_of))
+        return from_arrow(table, dataframe_type)
+
+    # --- the online store: serving (docs/online.md) ------------------------------------------
+
+    def get_feature_vector(
+        self,
+        features: Any,
+        entry: Mapping[str, Any],
+        *,
+        return_type: str = "list",
+        allow_missing: bool = False,
+        featuregroups_version_dict: Mapping[str, int] | None = None,
+    ) -> Any:
+        """The features of one entity from the online store, for serving a model.
+
+        Args:
+            features: feature names (``feature``, ``<fg>.feature``, ``<fg>_<version>.feature``),
+                Feature objects, or a :class:`Query` (``fg.select([...]).join(...)``); resolved
+                by the query planner like :meth:`get_features`.
+            entry: the entity's primary key: ``{key column: value}`` of every group involved.
+            return_type: ``"list"`` (values in feature order), ``"dict"`` (``{feature: value}``),
+                ``"pandas"`` (a one-row DataFrame) or ``"numpy"`` (a 1-D array; None -> nan
+                for numeric features).
+            allow_missing: give None for the features of a group that has no row for the key,
+                instead of raising FeatureVectorNotFoundError.
+            featuregroups_version_dict: the version of each group (default: as the planner picks).
+
+        Raises:
+            FeatureVectorNotFoundError, FeatureNotFoundError, InvalidArgumentError (a missing or
+            extra key column, a key of the wrong type, a group that is not stored online).
+
+        Example:
+            >>> fs.get_feature_vector(["team_budget", "average_attendance"], {"team_id": 1})  # doctest: +SKIP
+            [12957076.0, 5618.0]
+        """
+        if type(entry) is not dict and not isinstance(entry, Mapping):
+            raise InvalidArgumentError(f"entry: expected {{key column: value}}, got {type(entry).__name__}")
+        result = self._vectors(features, [entry], allow_missing, featuregroups_version_dict)
+        if return_type == "list":
+            return result["rows"][0]
+        return vectors_as(result, return_type, single=True)
+
+    def get_feature_vectors(
+        self,
+        features: Any,
+        entries: Sequence[Mapping[str, Any]],
+        *,
+        return_type: str = "list",
+        allow_missing: bool = False,
+        featuregroups_version_dict: Mapping[str, int] | None = None,
+    ) -> Any:
+        """The features of many entities from the online store, in the order of ``entries``
+        (one lookup per group for all of them).
+
+        ``return_type``: ``"list"`` (a list of value lists), ``"dict"`` (a list of dicts),
+        ``"pandas"`` (one row per entry) or ``"numpy"`` (a 2-D array). The other arguments are
+        those of :meth:`get_feature_vector`.
+
+        Raises:
+            FeatureVectorNotFoundError, FeatureNotFoundError, InvalidArgumentError
+        """
+        if isinstance(entries, Mapping) or not isinstance(entries, Sequence):
+            raise InvalidArgumentError("entries: expected a list of {key column: value} dicts")
+        check_return_type(return_type)
+        result = self._vectors(features, list(entries), allow_missing, featuregroups_version_dict)
+        if return_type == "list":
+            return result["rows"]
+        return vectors_as(result, return_type, single=False)
+
+    def _vectors(self, features: Any, entries: list[Any], allow_missing: bool,
+                 versions: Mapping[str, int] | None) -> dict[str, Any]:
+        """One lookup. Embedded: the store runs its cached plan for these features (resolved
+        once, dropped by the store whenever a group changes), so nothing is cached here;
+        remote: one POST on the connection's keep-alive session."""
+        if type(features) is not list or not all(type(f) is str for f in features):
+            features = feature_list(features)
+        return self._backend.get_feature_vectors(
+            self.project, features, entries, featuregroups_version_dict=None if versions is None else dict(versions),
+            allow_missing=bool(allow_missing))
+
+    def get_online_featurestore_connector(self) -> OnlineStoreConnector:
+        """The connection details of this feature store's online store. The password is given
+        only to members of the owning project (not through a shared store).
+
+        Example:
+            >>> fs.get_online_featurestore_connector().backend  # doctest: +SKIP
+            'sqlite'
+        """
+        info = self._backend.online_store_info(self.project, include_password=not self.read_only)
+        return OnlineStoreConnector(info, featurestore=self.name)
+
+    def check_online_consistency(self, featuregroup: Any, version: int | None = None, *,
+                                 limit: int = 10) -> dict[str, Any]:
+        """Compare a feature group's online table with its offline table (the latest row per
+        key): see :meth:`FeatureGroup.check_online_consistency`. ``featuregroup``: a
+        FeatureGroup or a name (with ``version``; default the latest)."""
+        name = getattr(featuregroup, "name", featuregroup)
+        if version is None and not isinstance(featuregroup, str):
+            version = getattr(featuregroup, "version", None)
+        if not isinstance(name, str):
+            raise InvalidArgumentError(f"expected a FeatureGroup or its name, got {featuregroup!r}")
+        return self._backend.check_online_consistency(self.project, name, version, limit=limit)
 
     # --- training datasets -----------------------------------------------------------------
 

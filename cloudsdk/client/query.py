@@ -127,24 +127,30 @@ class Query:
         sql, _ = self._store._backend.plan(self._store.project, self._spec)
         return sql
 
-    def to_arrow(self) -> pa.Table:
-        """Run the query; the result as a pyarrow Table."""
-        return self._store._backend.run_query(self._store.project, self._spec)
+    def to_arrow(self, *, online: bool = False) -> pa.Table:
+        """Run the query; the result as a pyarrow Table (``online=True``: over the groups'
+        online tables, the latest row per primary key)."""
+        return self._store._run_query(self._spec, online=online)
 
     def read(self, dataframe_type: str = "pandas", *, entity_df: Any = None, event_time: str | None = None,
-             ttl: Any = None) -> Any:
+             ttl: Any = None, online: bool = False) -> Any:
         """Run the query; the result as ``dataframe_type`` (pandas by default).
 
         With ``entity_df`` and ``event_time``: point in time, one output row per label row
-        (see ``FeatureStore.get_features`` and docs/point-in-time.md).
+        (see ``FeatureStore.get_features`` and docs/point-in-time.md). With ``online=True``:
+        over the online tables (a full scan; look entities up with
+        ``fs.get_feature_vector(query, entry)``).
         """
         if entity_df is not None or event_time is not None:
+            if online:
+                raise InvalidArgumentError("a point-in-time read (entity_df, event_time) reads the offline "
+                                           "store: leave online=False")
             return from_arrow(self._store._run_pit(self._spec, entity_df, event_time, ttl), dataframe_type)
-        return from_arrow(self.to_arrow(), dataframe_type)
+        return from_arrow(self.to_arrow(online=online), dataframe_type)
 
-    def show(self, n: int = 10) -> Any:
+    def show(self, n: int = 10, *, online: bool = False) -> Any:
         """The first ``n`` rows as pandas."""
-        return self.to_arrow().slice(0, n).to_pandas()
+        return self.to_arrow(online=online).slice(0, n).to_pandas()
 
     def create_training_dataset(self, name: str, **options: Any) -> TrainingDataset:
         """Materialise this query as a training dataset (see FeatureStore.create_training_dataset)."""

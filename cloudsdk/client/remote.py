@@ -35,6 +35,19 @@ def _arrow_body(table: pa.Table) -> bytes:
     return bytes(sink.getvalue().to_pybytes())
 
 
+def _json_value(value: Any) -> Any:
+    """JSON for the values JSON lacks: numpy scalars as numbers, times as ISO-8601, bytes as base64."""
+    item = getattr(value, "item", None)
+    if callable(item):
+        return item()
+    isoformat = getattr(value, "isoformat", None)
+    if callable(isoformat):
+        return isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"a {type(value).__name__} cannot be sent as JSON")
+
+
 class _NoHostnameAdapter(HTTPAdapter):
     """Verifies the certificate chain but not the host name (hostname_verification=False)."""
 
@@ -57,6 +70,9 @@ class RestClient:
             self.session.mount("https://", _NoHostnameAdapter())
         self._auth = f"ApiKey {api_key}"
         self.acting_project = acting_project
+        self._json_headers = {P.HEADER_AUTH: self._auth, P.HEADER_PROJECT: acting_project,
+                              "content-type": "application/json"}
+        self._templates: dict[str, str] = {}
 
     def call(self, route: str, *, params: Mapping[str, Any] | None = None, json_body: Any = None,
              table: pa.Table | None = None, options: Mapping[str, Any] | None = None, **path: Any) -> Any:
@@ -77,12 +93,7 @@ class RestClient:
                 response = self.session.request(method, url, params=clean, json=json_body, data=data,
                                                 headers=headers, timeout=TIMEOUT_S, verify=self.verify)
             except requests.exceptions.SSLError as exc:
-                detail = str(exc).lower()
-                hint = ("the certificate is not for this host name: connect with a name it lists, or pass "
-                        "hostname_verification=False (the chain is still verified)"
-                        if "hostname" in detail or "doesn't match" in detail or "ip address mismatch" in detail
-                        else "the server's certificate is not trusted: pass trust_store_path= with its CA (PEM)")
-                raise TLSError(f"TLS with {self.base} failed: {hint}") from exc
+                raise self._tls_error(exc) from exc
             except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
                 if attempt + 1 < attempts:
                     time.sleep(RETRY_DELAYS_S[attempt])
@@ -96,6 +107,32 @@ class RestClient:
                 continue
             return self._decode(response)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _tls_error(self, exc: Exception) -> TLSError:
+        detail = str(exc).lower()
+        hint = ("the certificate is not for this host name: connect with a name it lists, or pass "
+                "hostname_verification=False (the chain is still verified)"
+                if "hostname" in detail or "doesn't match" in detail or "ip address mismatch" in detail
+                else "the server's certificate is not trusted: pass trust_store_path= with its CA (PEM)")
+        return TLSError(f"TLS with {self.base} failed: {hint}")
+
+    def post_json(self, route: str, body: Any, **path: Any) -> Any:
+        """One POST of a compact JSON body on the session's keep-alive connection (no retry:
+        the serving path; a dropped idle connection is re-opened once by urllib3)."""
+        template = self._templates.get(route)
+        if template is None:
+            template = self._templates[route] = P.ROUTES[route].split(" ", 1)[1]
+        url = self.base + template.format(**{k: quote(str(v), safe="") for k, v in path.items()})
+        data = json.dumps(body, separators=(",", ":"), default=_json_value).encode()
+        try:
+            response = self.session.post(url, data=data, headers=self._json_headers, timeout=TIMEOUT_S,
+                                         verify=self.verify)
+        except requests.exceptions.SSLError as exc:
+            raise self._tls_error(exc) from exc
+        except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as exc:
+            raise ServiceError(f"cannot reach the cloudsdk server at {self.base}: check the host, the port and "
+                               "that the server runs") from exc
+        return self._decode(response)
 
     def _decode(self, response: requests.Response) -> Any:
         if response.status_code >= 400:
@@ -263,7 +300,8 @@ class RemoteBackend:
         return self.rest.call("create_group", p=project, table=table, options=opts)
 
     def insert(self, project: str, name: str, version: int | None, data: pa.Table, *, mode: str = "append",
-               online: bool = False, offline: bool = True, statistics: bool | None = None) -> dict[str, Any]:
+               online: bool | None = None, offline: bool | None = None,
+               statistics: bool | None = None) -> dict[str, Any]:
         opts = {"version": version, "mode": mode, "online": online, "offline": offline, "statistics": statistics}
         return self.rest.call("insert", p=project, name=name, table=data, options=opts)
 
@@ -319,7 +357,9 @@ class RemoteBackend:
     def plan(self, project: str, spec: Mapping[str, Any]) -> tuple[str, Any]:
         return str(self.rest.call("plan", p=project, json_body={"spec": dict(spec)})["sql"]), None
 
-    def run_query(self, project: str, spec: Mapping[str, Any]) -> pa.Table:
+    def run_query(self, project: str, spec: Mapping[str, Any], *, online: bool = False) -> pa.Table:
+        if online:
+            return self._read("run_query", project, spec=dict(spec), online=True)
         return self._read("run_query", project, spec=dict(spec))
 
     def feature_query(self, project: str, features: Sequence[str],
@@ -337,8 +377,47 @@ class RemoteBackend:
         command = P.ticket("run_query_pit", project, spec=dict(spec), event_time=event_time, ttl=ttl)
         return self.flight.exchange(command, entity)
 
-    def sql(self, project: str, query: str, *, dialect: Any = "auto", as_of: Any = None) -> pa.Table:
+    def sql(self, project: str, query: str, *, dialect: Any = "auto", as_of: Any = None,
+            online: bool = False) -> pa.Table:
+        if online:
+            return self._read("sql", project, query=query, dialect=dialect, as_of=as_of, online=True)
         return self._read("sql", project, query=query, dialect=dialect, as_of=as_of)
+
+    # --- the online store ------------------------------------------------------------------------
+    def read_online(self, project: str, name: str, version: int | None,
+                    columns: Sequence[str] | None = None) -> pa.Table:
+        return self._read("read_online", project, name=name, version=version,
+                          columns=list(columns) if columns is not None else None)
+
+    def enable_online(self, project: str, name: str, version: int | None) -> dict[str, Any]:
+        return self.rest.call("enable_online", p=project, name=name, params={"version": version})
+
+    def disable_online(self, project: str, name: str, version: int | None) -> dict[str, Any]:
+        return self.rest.call("disable_online", p=project, name=name, params={"version": version})
+
+    def sync_online(self, project: str, name: str, version: int | None) -> dict[str, Any]:
+        return self.rest.call("sync_online", p=project, name=name, params={"version": version})
+
+    def check_online_consistency(self, project: str, name: str, version: int | None, *,
+                                 limit: int = 10) -> dict[str, Any]:
+        return self.rest.call("check_online_consistency", p=project, name=name,
+                              params={"version": version, "limit": limit})
+
+    def online_store_info(self, project: str, *, include_password: bool = False) -> dict[str, Any]:
+        return self.rest.call("online_store_info", p=project,
+                              params={"secrets": "true" if include_password else None})
+
+    def get_feature_vectors(self, project: str, features: Sequence[str] | Mapping[str, Any],
+                            entries: Sequence[Mapping[str, Any]], *,
+                            featuregroups_version_dict: Mapping[str, int] | None = None,
+                            allow_missing: bool = False) -> dict[str, Any]:
+        body: dict[str, Any] = ({"spec": dict(features)} if isinstance(features, Mapping)
+                                else {"features": list(features)})
+        body["entries"] = list(entries)
+        body["allow_missing"] = bool(allow_missing)
+        if featuregroups_version_dict:
+            body["versions"] = dict(featuregroups_version_dict)
+        return P.decode_vectors(self.rest.post_json("get_feature_vectors", body, p=project))
 
     # --- training datasets ---------------------------------------------------------------------
     def create_training_dataset(self, project: str, name: str, version: int | None, data: pa.Table,

@@ -211,7 +211,9 @@ def _url_host(host: str) -> str:
 def _listen(host: str, port: int) -> socket.socket:
     """A listening TCP socket (so that port 0 gives a known port before uvicorn starts)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY on accepted sockets only when the
+    # proto says TCP; without it every response waits ~40 ms on Nagle + delayed ACK
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host.strip("[]"), port))
@@ -278,6 +280,7 @@ def serve(
         import uvicorn
     except ImportError as exc:
         raise missing_extra(exc) from exc
+    from cloudsdk.server._http import CoalescingH11Protocol, QuietServingFilter
     from cloudsdk.server.flight import FeatureFlightServer
     from cloudsdk.server.rest import create_app
 
@@ -327,10 +330,14 @@ def serve(
         # uvicorn's logs, access log included, go to stderr: stdout holds only the lines above
         log_config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
         log_config["handlers"]["access"]["stream"] = "ext://sys.stderr"
+        # successful feature-vector lookups stay out of the access log (QuietServingFilter)
+        log_config.setdefault("filters", {})["quiet_serving"] = {"()": QuietServingFilter}
+        log_config["handlers"]["access"]["filters"] = ["quiet_serving"]
         config = uvicorn.Config(
             create_app(server), ssl_certfile=str(cert_file), ssl_keyfile=str(key_file),
             log_level=log_level, log_config=log_config, lifespan="off", server_header=False,
             proxy_headers=False, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+            http=CoalescingH11Protocol,  # head and body of a response in one write (server/_http.py)
         )
         try:
             config.load()  # the TLS context: a bad certificate or key fails here, cleanly

@@ -62,6 +62,7 @@ WRITE_ROUTES = frozenset({
     "add_tag", "remove_tag", "set_jobs", "add_training_dataset_metadata", "remove_training_dataset_metadata",
     "add_validation_rule", "remove_validation_rule", "run_validation",
     "compute_training_dataset_statistics",
+    "enable_online", "disable_online", "sync_online",
 })
 # Routes about the project itself (the key needs the ``project`` scope; no shared stores).
 PROJECT_SCOPE_ROUTES = frozenset({"get_project", "featurestores", "credentials"})
@@ -620,6 +621,11 @@ def create_app(server: Server) -> FastAPI:
 
     add_registry_routes(RouteKit(route=route, guard=guard, call=call, obj=obj, version_q=version_q))
 
+    # --- the online store and the serving path (cloudsdk/server/rest_online.py) -------------------
+    from cloudsdk.server.rest_online import FeatureVectorFastPath, add_online_routes
+
+    vectors = add_online_routes(RouteKit(route=route, guard=guard, call=call, obj=obj, version_q=version_q), server)
+
     # --- errors ----------------------------------------------------------------------------------
 
     async def cloudsdk_error(request: Request, exc: Exception) -> Response:
@@ -655,6 +661,7 @@ def create_app(server: Server) -> FastAPI:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_middleware(_InternalErrors)
+    app.add_middleware(FeatureVectorFastPath, endpoint=vectors)  # outermost: skips routing for the serving path
 
     missing = set(P.ROUTES) - {getattr(r, "name", None) for r in app.routes}
     if missing:  # pragma: no cover - a contract change without a server change

@@ -264,6 +264,26 @@ validation_results = sa.Table(
 )
 
 
+# Online store (cloudsdk.store.online_service): each feature store's online backend URL
+# (sealed: it may hold a password), and each online group's sync state with the offline store.
+online_stores = sa.Table(
+    "online_stores",
+    metadata,
+    sa.Column("fs_id", sa.ForeignKey("feature_stores.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("url_sealed", sa.Text, nullable=False),
+    sa.Column("updated", sa.DateTime, nullable=False),
+)
+
+online_state = sa.Table(
+    "online_state",
+    metadata,
+    sa.Column("fg_id", sa.ForeignKey("feature_groups.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("status", sa.String(16), nullable=False),  # ok, pending, behind
+    sa.Column("synced_commit", sa.BigInteger),  # the offline commit the online table reflects
+    sa.Column("updated", sa.DateTime, nullable=False),
+)
+
+
 def now() -> datetime:
     """The current UTC time without tzinfo (as SQLite stores it)."""
     return datetime.now(UTC).replace(tzinfo=None)

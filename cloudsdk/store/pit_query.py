@@ -118,6 +118,9 @@ class PointInTimeMixin:
             if is_on_demand(row):
                 data: Any = self._read_on_demand(project, row)
             else:
+                from cloudsdk.store.online_service import need_offline
+
+                need_offline(row)
                 commit = fg.get("commit")
                 data, read_at = dataset_at(OfflineTable(row.location), None if commit is None else int(commit),
                                            group=table)

@@ -57,6 +57,9 @@ class StatisticsMixin:
         named = list(columns) if columns else config["columns"]
         _check_columns(named, logical)
         commit: int | None
+        from cloudsdk.store.online_service import need_offline
+
+        need_offline(row)
         if is_on_demand(row):
             data: Any = self._read_on_demand(project, row)
             commit = None

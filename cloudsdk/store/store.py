@@ -21,14 +21,12 @@ import sqlalchemy as sa
 
 from cloudsdk._names import validate_metadata, validate_name, validate_version
 from cloudsdk.errors import (
-    ONLINE_UNSUPPORTED,
     AlreadyExistsError,
     DataValidationError,
     FeatureGroupNotFoundError,
     InvalidArgumentError,
     ProjectNotFoundError,
     SchemaMismatchError,
-    UnsupportedError,
 )
 from cloudsdk.store import catalog as C
 from cloudsdk.store import planner, schema, timetravel
@@ -36,6 +34,12 @@ from cloudsdk.store import sql as sqlbox
 from cloudsdk.store.datasets import TrainingDatasetsMixin
 from cloudsdk.store.offline import OfflineTable
 from cloudsdk.store.ondemand import OnDemandMixin, is_on_demand
+from cloudsdk.store.online_service import (
+    ONLINE_ONLY_PREFIX,
+    OnlineMixin,
+    is_online_only,
+    need_offline,
+)
 from cloudsdk.store.pit_query import PointInTimeMixin
 from cloudsdk.store.registry import RegistryMixin
 from cloudsdk.store.stats_service import StatisticsMixin, group_config
@@ -50,7 +54,7 @@ _TABLE_RE = re.compile(r"^(?P<name>[a-z][a-z0-9_]*?)_(?P<version>[0-9]+)$")
 
 
 class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin, PointInTimeMixin,
-                          StatisticsMixin, RegistryMixin, ValidationMixin):
+                          StatisticsMixin, RegistryMixin, ValidationMixin, OnlineMixin):
     """The store: a catalog plus offline Delta tables under one data directory."""
 
     def __init__(self, root: str | Path, metadata_url: str | None = None) -> None:
@@ -61,11 +65,13 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
         self._locks: dict[int, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._fs_ids: dict[str, int] = {}
+        self._online_setup()
         if not self._project_row(DEFAULT_PROJECT, missing_ok=True):
             self.create_project(DEFAULT_PROJECT, exist_ok=True)
 
     def close(self) -> None:
-        """Release the catalog's connections."""
+        """Release the catalog's and the online stores' connections."""
+        self._online_close()
         self.catalog.close()
 
     # --- projects ------------------------------------------------------------------
@@ -244,16 +250,15 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
 
         Raises:
             InvalidNameError, AlreadyExistsError, SchemaMismatchError, DataValidationError,
-            UnsupportedError (online storage).
+            UnsupportedError (a type the online store cannot hold).
         """
         validate_name(name, "feature group")
         group_config(statistics_config, None)  # a bad statistics configuration fails before anything is made
-        if online_enabled:
-            raise UnsupportedError(ONLINE_UNSUPPORTED, featuregroup=name)
-        if not offline_enabled:
-            raise UnsupportedError(
-                "a feature group must be stored offline in this release (offline=True)", featuregroup=name
-            )
+        online_enabled, offline_enabled = bool(online_enabled), bool(offline_enabled)
+        if not (online_enabled or offline_enabled):
+            raise InvalidArgumentError(
+                "a feature group is stored offline, online or both: online=False and offline=False store "
+                "nothing", featuregroup=name)
         if version is None:
             version = (self.latest_version(project, name) or 0) + 1
         validate_version(version, "feature group version")
@@ -283,6 +288,10 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
         rules, checked = self._rules_for_create(name, logical, validation_rules, data)  # store/validation.py
         fs_id = self._fs_id(project)
         location = self.root / "projects" / project / "featurestore" / f"{name}_{version}"
+        if not offline_enabled:
+            location = Path(f"{ONLINE_ONLY_PREFIX}{name}_{version}")
+        if online_enabled:
+            self._online(project)  # an unreachable online store fails before anything is made
         stamp = C.now()
         try:
             with self.catalog.begin() as conn:
@@ -290,7 +299,7 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
                     C.feature_groups.insert().values(
                         fs_id=fs_id, name=name, version=version, description=description or "",
                         primary_key=C.dumps(pk), partition_by=C.dumps(parts), event_time=event_time,
-                        online_enabled=False, offline_enabled=True,
+                        online_enabled=online_enabled, offline_enabled=offline_enabled,
                         arrow_schema=schema.serialize_schema(logical),
                         custom_metadata=C.dumps(validate_metadata(metadata or {})),
                         statistics_config=C.dumps(dict(statistics_config or {"enabled": True})),
@@ -311,21 +320,34 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
                 featuregroup=name, version=version,
             ) from exc
         table = OfflineTable(location)
+        new_row = self._group_row(project, name, version)
         try:
-            shutil.rmtree(location, ignore_errors=True)
             stored = schema.to_storage(data, logical) if data is not None else None
-            table.create(timetravel.with_commit_field(schema.storage_schema(logical)), parts,
-                         timetravel.with_commit(stored, 0) if stored is not None else None)
-            self._record_commit(fg_id, {"version": 0, "rows_inserted": stored.num_rows if stored else 0,
-                                        "rows_updated": 0, "rows_deleted": 0}, "create")
-            self._record_validation(fg_id, checked, 0)
-            if data is not None:
+            if online_enabled:
+                self._online_create_table(project, new_row, logical, fresh=True)
+                self._set_online_state(fg_id, "pending")
+            if offline_enabled:
+                shutil.rmtree(location, ignore_errors=True)
+                table.create(timetravel.with_commit_field(schema.storage_schema(logical)), parts,
+                             timetravel.with_commit(stored, 0) if stored is not None else None)
+                self._record_commit(fg_id, {"version": 0, "rows_inserted": stored.num_rows if stored else 0,
+                                            "rows_updated": 0, "rows_deleted": 0}, "create")
+            if online_enabled:
+                if stored is not None:
+                    self._online_write(project, new_row, stored, "append")
+                self._set_online_state(fg_id, "ok", 0 if offline_enabled else None)
+            self._record_validation(fg_id, checked, 0 if offline_enabled else None)
+            if data is not None and offline_enabled:
                 self._after_commit(project, name, version)
         except BaseException:
             with self.catalog.begin() as conn:
                 conn.execute(C.feature_groups.delete().where(C.feature_groups.c.id == fg_id))
-            table.delete()
+            if offline_enabled:
+                table.delete()
+            if online_enabled:
+                self._online_drop_table(project, new_row)
             raise
+        self._online_changed()
         return self.describe_group(project, name, version)
 
     @staticmethod
@@ -362,23 +384,26 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
         data: pa.Table,
         *,
         mode: str = "append",
-        online: bool = False,
-        offline: bool = True,
+        online: bool | None = None,
+        offline: bool | None = None,
         statistics: bool | None = None,
     ) -> dict[str, Any]:
-        """Insert rows as one commit: ``append``, ``overwrite`` or ``upsert`` (merge on the key).
+        """Insert rows as one commit: ``append``, ``overwrite`` or ``upsert`` (merge on the key),
+        into the offline store, the online store, or both (None: as the group is stored).
+
+        An insert into both commits offline first (the source of truth), then writes online; if
+        the online write fails, :class:`~cloudsdk.errors.OnlineSyncError` says so and the online
+        table is rebuilt on the next online write (or by :meth:`sync_online`).
 
         Returns:
-            ``{"version": commit version, "rows_inserted", "rows_updated", "rows_deleted"}``.
+            ``{"version": commit version (None for an online-only write), "rows_inserted",
+            "rows_updated", "rows_deleted", "online": {"rows_upserted", "rows_deleted"} | None}``.
         """
         if mode not in WRITE_MODES:
             raise InvalidArgumentError(f"mode must be one of {', '.join(WRITE_MODES)}, got {mode!r}")
-        if online:
-            raise UnsupportedError(ONLINE_UNSUPPORTED, featuregroup=name)
-        if not offline:
-            raise UnsupportedError("inserts go to the offline store in this release (offline=True)")
         row = self._group_row(project, name, version)
         self._refuse_on_demand(row, "insert into")
+        to_online, to_offline = _targets(row, online, offline)
         logical = schema.deserialize_schema(row.arrow_schema)
         pk = json.loads(row.primary_key)
         parts = json.loads(row.partition_by)
@@ -386,12 +411,34 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
         self._validate_rows(data, pk, row.event_time, mode)
         checked = self._validate_before_insert(row, data)  # validation rules (store/validation.py)
         stored = schema.to_storage(data, logical)
+        if to_online:
+            self._online(project)  # an unreachable online store fails before anything is written
         with self._lock(row.id):
+            # online storage may have been enabled or disabled since: decide on the current row
+            row = self._group_row(project, row.name, row.version)
+            to_online, to_offline = _targets(row, online, offline)
+            if not to_offline:  # online only
+                written = self._online_write(project, row, stored, mode)
+                self._record_validation(row.id, checked, None)
+                return {"version": None, "rows_inserted": stored.num_rows, "rows_updated": 0,
+                        "rows_deleted": 0, "online": written}
+            was = self._online_state(row.id)[0] if row.online_enabled else "ok"
+            if row.online_enabled:  # set before the offline commit: a crash after it is detected
+                self._set_online_state(row.id, "pending" if to_online else "behind", keep_commit=True)
+            plain = stored
             stored = timetravel.stamp(OfflineTable(row.location), stored)  # the hidden _commit column
             result = OfflineTable(row.location).write(stored, mode, pk, parts)  # type: ignore[arg-type]
             self._record_commit(row.id, result, mode)
-        self._record_validation(row.id, checked, result["version"])
+            self._record_validation(row.id, checked, result["version"])
+            failed: BaseException | None = None
+            try:
+                result["online"] = (self._online_after_offline(project, row, plain, mode, result, was)
+                                    if to_online else None)
+            except BaseException as exc:  # the offline commit landed: statistics still follow it
+                failed = exc
         self._after_commit(project, row.name, row.version, statistics)
+        if failed is not None:
+            raise failed
         return result
 
     def _record_commit(self, fg_id: int, result: Mapping[str, Any], mode: str) -> None:
@@ -408,7 +455,10 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
         row = self._group_row(project, name, version)
         with self.catalog.begin() as conn:
             conn.execute(C.feature_groups.delete().where(C.feature_groups.c.id == row.id))
-        if not is_on_demand(row):  # an on-demand group has no data of its own
+        self._online_changed()
+        if row.online_enabled:
+            self._online_drop_table(project, row)
+        if not (is_on_demand(row) or is_online_only(row)):  # these have no offline data
             OfflineTable(row.location).delete()
 
     def update_group(self, project: str, name: str, version: int, *, description: str | None = None,
@@ -469,6 +519,8 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
     def _after_commit(self, project: str, name: str, version: int, enabled: bool | None = None) -> None:
         """Statistics of a new commit. The commit has landed: a failure here is logged, not raised."""
         row = self._group_row(project, name, version)
+        if is_online_only(row):
+            return
         config = json.loads(row.statistics_config)
         if not (config.get("enabled", True) if enabled is None else enabled):
             return
@@ -522,16 +574,22 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
         logical = schema.deserialize_schema(row.arrow_schema)
         if is_on_demand(row):
             table = self._read_on_demand(project, row).slice(0, n)
+        elif is_online_only(row):
+            table = self.read_online(project, row.name, row.version).slice(0, n)
         else:
             table = schema.from_storage(self._dataset_as_of(row, None)[0].head(n, columns=logical.names), logical)
         columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
         return {"columns": table.column_names, "rows": [list(r) for r in zip(*columns, strict=True)]}
 
     def _datasets(self, project: str, keys: Iterable[tuple[str, int]],
-                  commits: dict[tuple[str, int], int | None] | None = None) -> dict[tuple[str, int], Any]:
+                  commits: dict[tuple[str, int], int | None] | None = None,
+                  online: bool = False) -> dict[tuple[str, int], Any]:
+        if online:
+            return self._online_sources(project, keys)
         out = {}
         for name, version in keys:
             row = self._group_row(project, name, version)
+            need_offline(row)
             if is_on_demand(row):  # no commits: the external query's rows now
                 if commits is not None:
                     commits[(name, version)] = None
@@ -548,18 +606,23 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
         infos = {(g.name, g.version): g for g in self._group_infos(project)}
         return planner.to_sql(self.pin_as_of(project, spec), infos)
 
-    def run_query(self, project: str, spec: Mapping[str, Any]) -> pa.Table:
-        """Execute a query spec (select/join/filter over feature groups)."""
-        return self.run_query_pinned(project, spec)[0]
+    def run_query(self, project: str, spec: Mapping[str, Any], *, online: bool = False) -> pa.Table:
+        """Execute a query spec (select/join/filter over feature groups); ``online=True`` reads
+        the groups' online tables (full scans) instead of their offline snapshots."""
+        return self.run_query_pinned(project, spec, online=online)[0]
 
-    def run_query_pinned(self, project: str, spec: Mapping[str, Any]) -> tuple[pa.Table, list[dict[str, Any]]]:
+    def run_query_pinned(self, project: str, spec: Mapping[str, Any], *,
+                         online: bool = False) -> tuple[pa.Table, list[dict[str, Any]]]:
         """Execute a query spec; also returns the feature groups it read, each with the offline
         commit (Delta version) it was read at: ``[{"name", "version", "commit"}]``."""
+        if online and any(n["fg"].get("as_of") is not None or n["fg"].get("commit") is not None
+                          for n in timetravel.spec_nodes(spec)):
+            raise InvalidArgumentError("the online store keeps only the latest values: as_of needs online=False")
         spec = self.pin_as_of(project, spec)  # groups read as_of a commit or time (timetravel)
         sql_text, outputs = self.plan(project, spec)
         keys = sorted(set(planner.tables_of(spec)))
         commits: dict[tuple[str, int], int | None] = {}
-        sources = self._datasets(project, keys, commits)
+        sources = self._datasets(project, keys, commits, online=online)
         named = {f"{n}_{v}": sources[(n, v)][0] for n, v in keys}
         table = sqlbox.execute(sql_text, {**named, **self.pinned_sources(project, spec)})
         fields = []
@@ -581,32 +644,44 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
 
     def get_features(self, project: str, features: Sequence[str],
                      featuregroups_version_dict: Mapping[str, int] | None = None,
-                     join_key: str | Sequence[str] | None = None) -> pa.Table:
-        """Features by name, joined across feature groups by the query planner."""
+                     join_key: str | Sequence[str] | None = None, *, online: bool = False) -> pa.Table:
+        """Features by name, joined across feature groups by the query planner (``online=True``:
+        over the online tables)."""
         spec = self.feature_query(project, features, featuregroups_version_dict, join_key)
-        return self.run_query(project, spec)
+        return self.run_query(project, spec, online=online)
 
-    def sql(self, project: str, query: str, *, dialect: sqlbox.Dialect = "auto", as_of: Any = None) -> pa.Table:
+    def _sql_table_row(self, project: str, table_name: str) -> Any:
+        """The feature group a sql() table name means: ``<name>_<version>`` or ``<name>`` (latest)."""
+        match = _TABLE_RE.match(table_name)
+        row = None
+        if match and self._group_rows(project, match["name"]):
+            rows = [r for r in self._group_rows(project, match["name"]) if r.version == int(match["version"])]
+            row = rows[0] if rows else None
+        if row is None and self._group_rows(project, table_name):
+            row = self._group_row(project, table_name, None)
+        if row is None:
+            raise FeatureGroupNotFoundError(
+                f"sql(): no feature group table {table_name!r} in project {project!r}; "
+                "tables are named <featuregroup>_<version>, e.g. teams_features_1",
+                table=table_name,
+            )
+        return row
+
+    def sql(self, project: str, query: str, *, dialect: sqlbox.Dialect = "auto", as_of: Any = None,
+            online: bool = False) -> pa.Table:
         """Run a read-only SELECT over the project's feature groups (tables ``<name>_<version>``),
-        all of them at commit / time ``as_of`` when given (see docs/time-travel.md)."""
+        all of them at commit / time ``as_of`` when given (see docs/time-travel.md); with
+        ``online=True`` over their online tables, primary-key filters becoming key lookups."""
+        if online:
+            if as_of is not None:
+                raise InvalidArgumentError("the online store keeps only the latest values: as_of needs online=False")
+            return self._sql_online(project, query, dialect, lambda t: self._sql_table_row(project, t))
 
         def resolve(names: Iterable[str]) -> dict[str, Any]:
             out = {}
             for table_name in names:
-                match = _TABLE_RE.match(table_name)
-                row = None
-                if match and self._group_rows(project, match["name"]):
-                    rows = [r for r in self._group_rows(project, match["name"])
-                            if r.version == int(match["version"])]
-                    row = rows[0] if rows else None
-                if row is None and self._group_rows(project, table_name):
-                    row = self._group_row(project, table_name, None)
-                if row is None:
-                    raise FeatureGroupNotFoundError(
-                        f"sql(): no feature group table {table_name!r} in project {project!r}; "
-                        "tables are named <featuregroup>_<version>, e.g. teams_features_1",
-                        table=table_name,
-                    )
+                row = self._sql_table_row(project, table_name)
+                need_offline(row)
                 out[table_name] = (self._read_on_demand(project, row) if is_on_demand(row)
                                    else row)  # timetravel.run_sql opens the row's Delta table
             return out
@@ -616,7 +691,7 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
     def history(self, project: str, name: str, version: int | None, limit: int | None = None) -> list[dict[str, Any]]:
         """The offline commits of a feature group, newest first, with their row counts."""
         row = self._group_row(project, name, version)
-        if is_on_demand(row):  # nothing is written: no commits
+        if is_on_demand(row) or is_online_only(row):  # nothing is written offline: no commits
             return []
         with self.catalog.read() as conn:
             recorded = {c.version: c for c in conn.execute(sa.select(C.commits).where(C.commits.c.fg_id == row.id))}
@@ -636,6 +711,23 @@ class FeatureStoreService(TrainingDatasetsMixin, OnDemandMixin, TimeTravelMixin,
                 "rows_deleted": c.rows_deleted if c else metrics.get("num_target_rows_deleted"),
             })
         return out
+
+
+def _targets(row: Any, online: bool | None, offline: bool | None) -> tuple[bool, bool]:
+    """Which stores an insert writes: (online, offline); None means as the group is stored."""
+    to_online = bool(row.online_enabled) if online is None else bool(online)
+    to_offline = bool(row.offline_enabled) if offline is None else bool(offline)
+    where = f"feature group {row.name!r} version {row.version}"
+    if to_online and not row.online_enabled:
+        raise InvalidArgumentError(
+            f"{where} is not stored online; insert with online=False, or enable online storage "
+            "first (fg.enable_online() / featurestore.enable_featuregroup_online)", featuregroup=row.name)
+    if to_offline and not row.offline_enabled:
+        raise InvalidArgumentError(f"{where} is stored online only; insert with offline=False",
+                                   featuregroup=row.name)
+    if not (to_online or to_offline):
+        raise InvalidArgumentError("online=False and offline=False: the insert would write nothing")
+    return to_online, to_offline
 
 
 def _as_list(value: str | Sequence[str] | None) -> list[str]:

@@ -27,7 +27,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.dataset as pads
@@ -162,9 +162,13 @@ def dataset_at(table: OfflineTable, version: int | None, *, group: str) -> tuple
 
 
 def _need_history(row: Any, group: str) -> None:
-    """On-demand groups (cloudsdk.store.ondemand) keep no commits: no time travel."""
+    """On-demand groups (cloudsdk.store.ondemand) keep no commits: no time travel; groups stored
+    online only have no offline table at all."""
     if str(getattr(row, "location", "") or "").startswith("on-demand:"):
         raise UnsupportedError(f"{group} is an on-demand feature group: it has no commits to travel through")
+    from cloudsdk.store.online_service import need_offline
+
+    need_offline(row)
 
 
 # --- the hidden per-row commit column -------------------------------------------------------
@@ -376,6 +380,7 @@ def run_sql(query: str, resolve: Callable[[Iterable[str]], dict[str, Any]], *,
             sources[internal] = target
             subquery = sqlglot.parse_one(f"SELECT * FROM {_q(internal)}", read="duckdb")
         else:
+            _need_history(target, node.name)
             table = OfflineTable(target.location)
             logical = schema.deserialize_schema(target.arrow_schema)
             log = commit_log(table) if (value is not None or wants_hidden) else []
@@ -432,6 +437,15 @@ class TimeTravelMixin:
 
     def _after_commit(self, project: str, name: str, version: int, enabled: bool | None = None) -> None:
         raise NotImplementedError
+
+    if TYPE_CHECKING:  # provided by OnlineMixin (cloudsdk.store.online_service)
+        def _set_online_state(self, fg_id: int, status: str, synced_commit: int | None = None, *,
+                              keep_commit: bool = False) -> None: ...
+
+        def _online_state(self, fg_id: int) -> tuple[str, int | None]: ...
+
+        def _online_after_delete(self, project: str, row: Any, keys: pa.Table,
+                                 result: Mapping[str, Any], was: str) -> None: ...
 
     def _history_row(self, project: str, name: str, version: int | None) -> Any:
         row = self._group_row(project, name, version)
@@ -490,12 +504,18 @@ class TimeTravelMixin:
         stored = key_table(keys, pk, logical, group=group)
         table = OfflineTable(row.location)
         with self._lock(row.id):
+            row = self._group_row(project, row.name, row.version)  # online storage may have changed since
             before = table.version()
             if stored.num_rows == 0:
                 return {"version": before, "rows_inserted": 0, "rows_updated": 0, "rows_deleted": 0}
+            was = self._online_state(row.id)[0] if row.online_enabled else "ok"
+            if row.online_enabled:  # a crash between the two writes is detected (online_service)
+                self._set_online_state(row.id, "pending", keep_commit=True)
             result = delete_keys(table, stored, pk)
             if result["version"] != before:
                 self._record_commit(row.id, result, "delete")
+            if row.online_enabled:
+                self._online_after_delete(project, row, stored, result, was)
         self._after_commit(project, row.name, row.version)
         return result
 

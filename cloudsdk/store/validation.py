@@ -505,7 +505,7 @@ class ValidationMixin:
                 {"fg_id": fg_id, "name": r.name, "content": C.dumps(r.to_dict(), sort_keys=False), "created": stamp}
                 for r in rules])
 
-    def _record_validation(self, fg_id: int, rep: Mapping[str, Any] | None, commit_version: int) -> None:
+    def _record_validation(self, fg_id: int, rep: Mapping[str, Any] | None, commit_version: int | None) -> None:
         """Store a write's report with its commit (a failure is logged: the commit has landed)."""
         if rep is None:
             return
@@ -539,6 +539,9 @@ class ValidationMixin:
             raise UnsupportedError(f"on-demand feature group {row.name!r} has no stored rows to validate",
                                    featuregroup=row.name)
         rules = self._rules(row.id)
+        from cloudsdk.store.online_service import need_offline
+
+        need_offline(row)
         if commit_version is None:
             commit_version = OfflineTable(row.location).version()
         columns = sorted({f for r in rules for f in r.features}) or json.loads(row.primary_key)[:1]

@@ -12,6 +12,8 @@ Example:
     2
     >>> store.get("fg_1", pa.table({"id": [2, 3]})).to_pylist()
     [{'id': 2, 'x': 1.5, '__found__': True}, {'id': 3, 'x': None, '__found__': False}]
+    >>> store.lookup("fg_1", [(2,), (3,)])  # the fast path: plain Python, no Arrow
+    [(2, 1.5), None]
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def open_online_store(url: str) -> OnlineStore:
         url: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db``,
             ``sqlite:///:memory:``; ``redis://[user:password@]host:port/db[?prefix=p:]``
             (or ``rediss://``); ``mysql://user:password@host:port/database`` or
-            ``mariadb://...``.
+            ``mariadb://...`` (``?pool_size=8``: the most connections open at once).
 
     Returns:
         The backend, connected.

@@ -28,16 +28,33 @@ MySQL/MariaDB) implements :class:`OnlineStore` with the same semantics:
   boolean column :data:`FOUND_COLUMN` (``"__found__"``). A key that is not
   stored (or has a null component) gives ``found = False`` and nulls in the
   non-key columns; key columns echo the requested keys.
+* ``lookup`` is the fast path for serving: plain Python in and out, no Arrow. Keys are tuples
+  of Python values in primary-key order; the result has, per key, a tuple of the requested
+  columns' values (exactly what ``get(...).to_pylist()`` gives) or ``None`` when the key is not
+  stored. Statements, key encoders and value decoders are prepared once per (table, columns).
 * ``delete`` removes the rows of the given keys and returns how many existed.
 * ``scan`` returns every stored row (order unspecified); ``count`` the number
   of rows.
+* **Floats**: NaN and infinities round-trip on every backend (the SQL backends keep them in a
+  side column, since SQLite stores NaN as NULL and MySQL refuses them in ``DOUBLE`` columns;
+  the float column itself holds NULL for them).
+* **Caches and other writers**: a store object caches each table's schema and prepared
+  statements. Every table has a *generation* (new at each ``create_table``); lookups check it
+  in the same statement or round trip that reads the rows, and writes check it inside their
+  transaction, so a table dropped or re-created by another store object (another process) is
+  noticed by the next call: it raises :class:`~cloudsdk.errors.NotFoundError` or works on the
+  new table. ``refresh()`` drops the caches explicitly.
+* **Threads**: every backend may be used from many threads at once (SQLite: one read
+  connection per thread and one serialised writer, WAL mode; MySQL: a small connection pool;
+  Redis: redis-py's pool).
 * ``connection_info`` describes how to reach the store. It never contains the
   password unless asked for with ``include_password=True``; ``repr()`` never
   shows it.
 
 Errors: an unknown table raises :class:`~cloudsdk.errors.NotFoundError`, an
 unknown column :class:`~cloudsdk.errors.FeatureNotFoundError`; missing, extra
-or wrongly typed columns :class:`~cloudsdk.errors.SchemaMismatchError`; null
+or wrongly typed columns :class:`~cloudsdk.errors.SchemaMismatchError` (for
+``lookup``: a badly shaped or typed key :class:`~cloudsdk.errors.InvalidArgumentError`); null
 primary keys in an upsert :class:`~cloudsdk.errors.DataValidationError`; a
 failure of the backend underneath :class:`~cloudsdk.errors.StorageError`.
 """
@@ -47,8 +64,9 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
@@ -67,8 +85,10 @@ __all__ = [
     "FOUND_COLUMN",
     "METADATA_TABLE",
     "OnlineStore",
+    "StaleTableError",
     "TableSpec",
     "check_name",
+    "new_generation",
 ]
 
 FOUND_COLUMN = "__found__"
@@ -104,6 +124,34 @@ class OnlineStore(Protocol):
     def get(self, table: str, keys: pa.Table, columns: Sequence[str] | None = None) -> pa.Table:
         """Look up ``keys``: one row per key row, in order, plus :data:`FOUND_COLUMN`."""
 
+    def lookup(
+        self,
+        table: str,
+        keys: Sequence[Sequence[Any]],
+        columns: Sequence[str] | None = None,
+    ) -> list[tuple[Any, ...] | None]:
+        """Look up ``keys`` (Python tuples in primary-key order), plain Python in and out.
+
+        Args:
+            table: The online table.
+            keys: One tuple (or list) per entity, its values in primary-key order: ints,
+                strings, bytes, bools, or datetimes/dates/times/timedeltas for temporal keys
+                (ISO strings and the stored integer are accepted too). Duplicates allowed.
+            columns: The columns wanted, in order (default: all, in schema order).
+
+        Returns:
+            Per key, in order: a tuple of the columns' values (what ``get(...).to_pylist()``
+            gives) or ``None`` when the key is not stored or has a null component.
+
+        Raises:
+            NotFoundError: No such table.
+            FeatureNotFoundError: An unknown column.
+            InvalidArgumentError: A key of the wrong arity or a value of the wrong type.
+        """
+
+    def refresh(self, table: str | None = None) -> None:
+        """Forget the cached schema and statements of ``table`` (default: of every table)."""
+
     def scan(self, table: str, columns: Sequence[str] | None = None) -> pa.Table:
         """Every stored row of ``table``."""
 
@@ -137,9 +185,25 @@ def check_name(name: str, what: str = "table") -> str:
             "not starting with a digit)",
             name=name,
         )
-    if what == "table" and name.lower().startswith("_cloudsdk"):
-        raise InvalidNameError(f"online table name {name!r} is reserved", name=name)
+    if name.lower().startswith("_cloudsdk"):
+        raise InvalidNameError(f"online {what} name {name!r} is reserved", name=name)
     return name
+
+
+def new_generation() -> str:
+    """A fresh table generation (stored with the schema; new at every ``create_table``)."""
+    return uuid.uuid4().hex
+
+
+class StaleTableError(Exception):
+    """Internal: the cached schema of a table is out of date (dropped or re-created elsewhere).
+
+    Backends raise it from their read/write paths; the caller forgets the cache and retries.
+    """
+
+    def __init__(self, table: str) -> None:
+        super().__init__(table)
+        self.table = table
 
 
 def _list_value_ok(t: pa.DataType) -> bool:
@@ -184,7 +248,8 @@ def type_kind(t: pa.DataType) -> Kind:
     raise UnsupportedError(f"the online store cannot store values of type {t}", type=str(t))
 
 
-def _temporal_storage(t: pa.DataType) -> pa.DataType:
+def temporal_storage(t: pa.DataType) -> pa.DataType:
+    """The integer type a temporal type is stored as (its Arrow storage type)."""
     return pa.int32() if t.bit_width == 32 else pa.int64()
 
 
@@ -260,7 +325,7 @@ def encode_column(col: pa.ChunkedArray | pa.Array, kind: Kind) -> list[Any]:
     Booleans become ``0``/``1``, temporal values their integer, lists a JSON string.
     """
     if kind == "temporal":
-        return col.cast(_temporal_storage(col.type)).to_pylist()
+        return col.cast(temporal_storage(col.type)).to_pylist()
     values = col.to_pylist()
     if kind == "bool":
         return [None if v is None else int(v) for v in values]
@@ -276,38 +341,14 @@ def decode_column(values: list[Any], field: pa.Field, kind: Kind) -> pa.Array:
     """The Arrow array of ``field``'s type for stored python values (see :func:`encode_column`)."""
     t = field.type
     if kind == "temporal":
-        return pa.array(values, type=_temporal_storage(t)).cast(t)
+        return pa.array(values, type=temporal_storage(t)).cast(t)
     if kind == "bool":
         return pa.array([None if v is None else bool(v) for v in values], type=t)
-    if kind == "json":
-        return pa.array([None if v is None else json.loads(v) for v in values], type=t)
+    if kind == "json":  # JSON text (SQL backends) or the list itself (Redis rows)
+        return pa.array(
+            [json.loads(v) if isinstance(v, str | bytes) else v for v in values], type=t
+        )
     return pa.array(values, type=t)
-
-
-_FROM_BYTES: dict[str, Callable[[bytes], Any]] = {
-    "bool": int,
-    "int": int,
-    "float": float,
-    "string": lambda b: b.decode("utf-8"),
-    "binary": lambda b: b,
-    "temporal": int,
-    "json": lambda b: b.decode("utf-8"),
-}
-
-
-def from_bytes(values: list[bytes | None], kind: Kind) -> list[Any]:
-    """Stored python values from their byte form (Redis): the inverse of :func:`to_bytes`."""
-    conv = _FROM_BYTES[kind]
-    return [None if v is None else conv(v) for v in values]
-
-
-def to_bytes(value: Any) -> bytes | str:
-    """The byte form of a stored python value (never ``None``): exact for floats."""
-    if isinstance(value, bytes | str):
-        return value
-    if isinstance(value, float):
-        return repr(value)
-    return str(value)
 
 
 @dataclass(frozen=True)
@@ -317,11 +358,18 @@ class TableSpec:
     name: str
     schema: pa.Schema
     primary_key: tuple[str, ...]
+    generation: str = field(default="", compare=False)
+    """Changes at every ``create_table`` of the name: tells a cached spec from the current one."""
 
     @functools.cached_property
     def kinds(self) -> dict[str, Kind]:
         """Storage kind per column."""
         return {f.name: type_kind(f.type) for f in self.schema}
+
+    @functools.cached_property
+    def float_columns(self) -> tuple[str, ...]:
+        """The (scalar) float columns, in schema order."""
+        return tuple(n for n, k in self.kinds.items() if k == "float")
 
     @functools.cached_property
     def key_fields(self) -> list[pa.Field]:
@@ -352,9 +400,22 @@ class TableSpec:
         return self.schema.serialize().to_pybytes(), json.dumps(list(self.primary_key))
 
     @classmethod
-    def deserialize(cls, name: str, schema: bytes, primary_key: str | bytes) -> TableSpec:
-        """The inverse of :meth:`serialize`."""
-        return cls(name, pa.ipc.read_schema(pa.py_buffer(schema)), tuple(json.loads(primary_key)))
+    def deserialize(
+        cls, name: str, schema: bytes, primary_key: str | bytes, generation: str | bytes | None = ""
+    ) -> TableSpec:
+        """The inverse of :meth:`serialize` (plus the stored generation)."""
+        if isinstance(generation, bytes):
+            generation = generation.decode()
+        return cls(
+            name,
+            pa.ipc.read_schema(pa.py_buffer(schema)),
+            tuple(json.loads(primary_key)),
+            generation or "",
+        )
+
+    def with_generation(self, generation: str) -> TableSpec:
+        """This spec with another generation."""
+        return TableSpec(self.name, self.schema, self.primary_key, generation)
 
     @classmethod
     def build(cls, table: str, schema: pa.Schema, primary_key: Sequence[str]) -> TableSpec:
@@ -421,8 +482,17 @@ class TableSpec:
                 )
         return out
 
-    def encode_rows(self, rows: pa.Table) -> list[tuple[Any, ...]]:
+    def encode_rows(
+        self, rows: pa.Table, *, nonfinite: Literal["nan", "all"] | None = None
+    ) -> list[tuple[Any, ...]]:
         """Validate and encode ``rows``: one tuple per distinct key (last wins), schema order.
+
+        Args:
+            rows: The rows.
+            nonfinite: For SQL columns that cannot hold them: ``"nan"`` (SQLite) or ``"all"``
+                (MySQL) moves NaN (or NaN and infinities) of the float columns out of the row
+                into one more value at its end, JSON ``{"column": NaN, ...}`` (None when the row
+                has none), leaving NULL in their place.
 
         Raises:
             SchemaMismatchError: See :func:`conform`.
@@ -431,6 +501,8 @@ class TableSpec:
         cols = conform(rows, list(self.schema), "rows")
         kinds = self.kinds
         encoded = [encode_column(c, kinds[f.name]) for c, f in zip(cols, self.schema, strict=True)]
+        if nonfinite is not None:
+            encoded.append(self._move_nonfinite(cols, encoded, nonfinite))
         key_idx = [self.schema.get_field_index(n) for n in self.primary_key]
         latest: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         for row in zip(*encoded, strict=True):
@@ -442,6 +514,27 @@ class TableSpec:
                 )
             latest[key] = row
         return list(latest.values())
+
+    def _move_nonfinite(
+        self, cols: list[pa.ChunkedArray], encoded: list[list[Any]], which: str
+    ) -> list[str | None]:
+        import pyarrow.compute as pc
+
+        side: list[dict[str, float] | None] = [None] * (len(cols[0]) if cols else 0)
+        for j, f in enumerate(self.schema):
+            if self.kinds[f.name] != "float":
+                continue
+            bad = pc.is_nan(cols[j]) if which == "nan" else pc.invert(pc.is_finite(cols[j]))
+            if not pc.any(bad).as_py():
+                continue
+            values = encoded[j]
+            for i in pc.indices_nonzero(pc.fill_null(bad, False)).to_pylist():
+                entry = side[i]
+                if entry is None:
+                    entry = side[i] = {}
+                entry[f.name] = values[i]
+                values[i] = None
+        return [None if d is None else json.dumps(d) for d in side]
 
     def encode_keys(self, keys: pa.Table) -> tuple[list[pa.ChunkedArray], list[tuple[Any, ...]]]:
         """Validate and encode lookup keys.

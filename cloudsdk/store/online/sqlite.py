@@ -1,22 +1,49 @@
 """The SQLite online store: one file, WAL mode, one ``WITHOUT ROWID`` table per online table.
 
+Reads use one connection per thread (WAL lets them run while a write is in progress);
+writes go through one connection, serialised by a lock, each in one ``BEGIN IMMEDIATE``
+transaction that first checks the table's generation. A ``:memory:`` store has a single
+connection (behind the lock) for everything.
+
 Example:
     >>> store = SQLiteOnlineStore("/tmp/online.db")  # doctest: +SKIP
     >>> store.create_table("fg_1", schema, ["id"])  # doctest: +SKIP
+    >>> store.lookup("fg_1", [(1,), (2,)])  # doctest: +SKIP
+    [(1, 0.5), None]
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
 
-from cloudsdk.errors import NotFoundError, SchemaMismatchError, StorageError
-from cloudsdk.store.online.base import METADATA_TABLE, TableLookup, TableSpec, check_name
+from cloudsdk.errors import (
+    DataValidationError,
+    NotFoundError,
+    SchemaMismatchError,
+    StorageError,
+)
+from cloudsdk.store.online._codec import (
+    NONFINITE_COLUMN,
+    float_positions,
+    has_side_column,
+    restore_nonfinite,
+)
+from cloudsdk.store.online._lookup import LookupStore, Row, SqlPlan
+from cloudsdk.store.online.base import (
+    METADATA_TABLE,
+    StaleTableError,
+    TableSpec,
+    check_name,
+    new_generation,
+)
 
 __all__ = ["SQLiteOnlineStore"]
 
@@ -29,61 +56,138 @@ _SQL_TYPES = {
     "temporal": "INTEGER",
     "json": "TEXT",
 }
-_CHUNK = 250  # keys per batched lookup statement
+_MAX_BATCH = 1024  # parameters per batched lookup statement (made for 2, 4, 8 ... keys)
+_STALE_MARKERS = ("no such table", "no such column")
 
 
 def _q(name: str) -> str:
     return f'"{name}"'
 
 
-class SQLiteOnlineStore(TableLookup):
+def _bucket(n: int) -> int:
+    b = 2
+    while b < n:
+        b *= 2
+    return b
+
+
+class SQLiteOnlineStore(LookupStore):
     """An :class:`~cloudsdk.store.online.base.OnlineStore` in a SQLite file.
 
-    One connection, serialised by a lock (SQLite itself serialises writers); WAL mode lets
-    other processes read while this one writes.
+    Safe to share between threads: each thread reads through its own connection; writes are
+    serialised (SQLite allows one writer at a time, across processes too).
 
     Args:
         path: The database file (created if absent), or ``":memory:"``.
-        timeout: Seconds to wait for another process's write lock.
+        timeout: Seconds to wait for another connection's write lock.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
         self._path = os.fspath(path)
+        self._timeout = timeout
+        self._memory = self._path == ":memory:" or self._path.startswith("file::memory:")
         self._lock = threading.RLock()
+        # One connection for a memory database (it is private to its connection): reads lock too.
+        self._read_lock: contextlib.AbstractContextManager[Any] = (
+            self._lock if self._memory else contextlib.nullcontext()
+        )
+        self._local = threading.local()
+        self._readers: list[tuple[weakref.ref[threading.Thread], sqlite3.Connection]] = []
         self._specs: dict[str, TableSpec] = {}
-        self._sql: dict[tuple[Any, ...], str] = {}
+        self._plans = {}
+        self._closed = False
+        self._per_statement: dict[int, int] = {}
         try:
-            self._con = sqlite3.connect(
-                self._path, isolation_level=None, check_same_thread=False, timeout=timeout
-            )
-            if self._path != ":memory:":
+            self._con = self._connect()
+            if not self._memory:
                 self._con.execute("PRAGMA journal_mode=WAL")
-            self._con.execute("PRAGMA synchronous=NORMAL")
             self._con.execute(
-                f"CREATE TABLE IF NOT EXISTS {METADATA_TABLE} "
-                "(name TEXT PRIMARY KEY, schema BLOB NOT NULL, primary_key TEXT NOT NULL)"
+                f"CREATE TABLE IF NOT EXISTS {METADATA_TABLE} (name TEXT PRIMARY KEY, "
+                "schema BLOB NOT NULL, primary_key TEXT NOT NULL, "
+                "generation TEXT NOT NULL DEFAULT '')"
             )
+            cols = [r[1] for r in self._con.execute(f"PRAGMA table_info({METADATA_TABLE})")]
+            if "generation" not in cols:  # made by an older version
+                with contextlib.suppress(sqlite3.OperationalError):  # another process did it
+                    self._con.execute(
+                        f"ALTER TABLE {METADATA_TABLE} "
+                        "ADD COLUMN generation TEXT NOT NULL DEFAULT ''"
+                    )
+            self._batch = min(_MAX_BATCH, self._con.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
         except sqlite3.Error as exc:
             raise StorageError(f"cannot open the SQLite online store {self._path}: {exc}") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(
+            self._path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=self._timeout,
+            cached_statements=512,
+        )
+        con.execute("PRAGMA synchronous=NORMAL")
+        return con
 
     def __repr__(self) -> str:
         return f"SQLiteOnlineStore({self._path!r})"
 
+    # ------------------------------------------------------------------ connections
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's read connection (the only connection for a memory database)."""
+        try:
+            con: sqlite3.Connection = self._local.con
+            return con
+        except AttributeError:
+            pass
+        if self._memory:
+            self._local.con = self._con
+            return self._con
+        with self._lock:
+            if self._closed:
+                raise StorageError(f"the SQLite online store {self._path} is closed")
+            # Close the connections of threads that ended.
+            alive = []
+            for ref, con in self._readers:
+                if ref() is None or not ref().is_alive():  # type: ignore[union-attr]
+                    con.close()
+                else:
+                    alive.append((ref, con))
+            try:
+                con = self._connect()
+                con.execute("PRAGMA query_only=1")
+            except sqlite3.Error as exc:
+                raise StorageError(f"SQLite online store {self._path}: {exc}") from exc
+            alive.append((weakref.ref(threading.current_thread()), con))
+            self._readers = alive
+        self._local.con = con
+        return con
+
+    def _read_error(self, table: str, exc: sqlite3.Error) -> Exception:
+        if any(m in str(exc) for m in _STALE_MARKERS):
+            return StaleTableError(table)
+        return StorageError(f"SQLite online store, table {table!r}: {exc}", table=table)
+
     # ------------------------------------------------------------------ metadata
-    def _load_spec(self, table: str) -> TableSpec | None:
-        row = self._con.execute(
-            f"SELECT schema, primary_key FROM {METADATA_TABLE} WHERE name = ?", (table,)
+    def _load_spec(self, con: sqlite3.Connection, table: str) -> TableSpec | None:
+        row = con.execute(
+            f"SELECT schema, primary_key, generation FROM {METADATA_TABLE} WHERE name = ?",
+            (table,),
         ).fetchone()
-        return None if row is None else TableSpec.deserialize(table, row[0], row[1])
+        return None if row is None else TableSpec.deserialize(table, row[0], row[1], row[2])
+
+    def _generation(self, table: str) -> str | None:
+        sql = f"SELECT generation FROM {METADATA_TABLE} WHERE name = ?"
+        row = self._read(table, lambda con: con.execute(sql, (table,)).fetchone())
+        return None if row is None else str(row[0])
 
     def _spec(self, table: str) -> TableSpec:
         spec = self._specs.get(table)
         if spec is not None:
             return spec
         check_name(table)
-        with self._lock:
+        with self._read_lock:
             try:
-                spec = self._load_spec(table)
+                spec = self._load_spec(self._reader(), table)
             except sqlite3.Error as exc:
                 raise StorageError(f"SQLite online store: {exc}") from exc
         if spec is None:
@@ -91,39 +195,38 @@ class SQLiteOnlineStore(TableLookup):
         self._specs[table] = spec
         return spec
 
-    def _fail(self, table: str, exc: sqlite3.Error) -> Exception:
-        if "no such table" in str(exc):
-            self._specs.pop(table, None)
-            return NotFoundError(f"no online table {table!r}", table=table)
-        return StorageError(f"SQLite online store, table {table!r}: {exc}", table=table)
-
     def create_table(self, table: str, schema: pa.Schema, primary_key: Sequence[str]) -> None:
         """Create ``table``; a no-op if it exists with the same schema and key.
 
         Raises:
             SchemaMismatchError: It exists with another schema or key.
         """
-        spec = TableSpec.build(table, schema, primary_key)
+        spec = TableSpec.build(table, schema, primary_key).with_generation(new_generation())
         kinds = spec.kinds
-        cols = ", ".join(
+        cols = [
             f"{_q(f.name)} {_SQL_TYPES[kinds[f.name]]}"
             + (" NOT NULL" if f.name in spec.primary_key else "")
             for f in spec.schema
-        )
+        ]
+        if spec.float_columns:
+            cols.append(f"{_q(NONFINITE_COLUMN)} TEXT")
         pk = ", ".join(_q(n) for n in spec.primary_key)
         schema_bytes, pk_json = spec.serialize()
         with self._lock:
             try:
                 self._con.execute("BEGIN IMMEDIATE")
                 try:
-                    existing = self._load_spec(table)
+                    existing = self._load_spec(self._con, table)
                     if existing is None:
+                        self._con.execute(f"DROP TABLE IF EXISTS {_q(table)}")  # an orphan
                         self._con.execute(
-                            f"CREATE TABLE {_q(table)} ({cols}, PRIMARY KEY ({pk})) WITHOUT ROWID"
+                            f"CREATE TABLE {_q(table)} ({', '.join(cols)}, PRIMARY KEY ({pk})) "
+                            "WITHOUT ROWID"
                         )
                         self._con.execute(
-                            f"INSERT INTO {METADATA_TABLE} VALUES (?, ?, ?)",
-                            (table, schema_bytes, pk_json),
+                            f"INSERT INTO {METADATA_TABLE} (name, schema, primary_key, generation) "
+                            "VALUES (?, ?, ?, ?)",
+                            (table, schema_bytes, pk_json, spec.generation),
                         )
                     self._con.execute("COMMIT")
                 except BaseException:
@@ -131,13 +234,13 @@ class SQLiteOnlineStore(TableLookup):
                     raise
             except sqlite3.Error as exc:
                 raise StorageError(f"SQLite online store: cannot create {table!r}: {exc}") from exc
+        self._forget(table)
         if existing is not None and not existing.same_as(spec):
             raise SchemaMismatchError(
                 f"online table {table!r} exists with another schema or primary key",
                 [f"existing: {existing.schema} key {list(existing.primary_key)}"],
                 table=table,
             )
-        self._specs[table] = existing or spec
 
     def drop_table(self, table: str, *, missing_ok: bool = False) -> None:
         """Drop ``table``.
@@ -146,7 +249,7 @@ class SQLiteOnlineStore(TableLookup):
             NotFoundError: No such table (unless ``missing_ok``).
         """
         check_name(table)
-        self._specs.pop(table, None)
+        self._forget(table)
         with self._lock:
             try:
                 self._con.execute("BEGIN IMMEDIATE")
@@ -161,129 +264,193 @@ class SQLiteOnlineStore(TableLookup):
                     raise
             except sqlite3.Error as exc:
                 raise StorageError(f"SQLite online store: cannot drop {table!r}: {exc}") from exc
-        self._sql = {k: v for k, v in self._sql.items() if k[0] != table}
         if not gone and not missing_ok:
             raise NotFoundError(f"no online table {table!r}", table=table)
 
     # ------------------------------------------------------------------ writes
-    def upsert(self, table: str, rows: pa.Table) -> int:
-        """Write ``rows`` in one transaction (last row per key wins); return the keys written."""
-        spec = self._spec(table)
-        encoded = spec.encode_rows(rows)
-        if not encoded:
-            return 0
-        sql = self._sql.get((table, "upsert"))
-        if sql is None:
-            names = ", ".join(_q(n) for n in spec.schema.names)
-            marks = ", ".join("?" for _ in spec.schema.names)
-            sql = f"INSERT OR REPLACE INTO {_q(table)} ({names}) VALUES ({marks})"
-            self._sql[(table, "upsert")] = sql
-        self._write(table, sql, encoded)
-        return len(encoded)
-
-    def _write(self, table: str, sql: str, params: list[tuple[Any, ...]]) -> int:
+    def _write(self, spec: TableSpec, sql: str, params: list[tuple[Any, ...]]) -> int:
+        """Run ``sql`` for every params tuple in one transaction, if the table is still ``spec``."""
+        table = spec.name
         with self._lock:
             try:
                 self._con.execute("BEGIN IMMEDIATE")
                 try:
+                    row = self._con.execute(
+                        f"SELECT generation FROM {METADATA_TABLE} WHERE name = ?", (table,)
+                    ).fetchone()
+                    if row is None or row[0] != spec.generation:
+                        raise StaleTableError(table)
                     n = self._con.executemany(sql, params).rowcount
                     self._con.execute("COMMIT")
                 except BaseException:
                     self._con.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
-                raise self._fail(table, exc) from exc
+                raise self._read_error(table, exc) from exc
         return n
+
+    def upsert(self, table: str, rows: pa.Table) -> int:
+        """Write ``rows`` in one transaction (last row per key wins); return the keys written."""
+
+        def run() -> int:
+            spec = self._spec(table)
+            side = has_side_column(spec)
+            encoded = spec.encode_rows(rows, nonfinite="nan" if spec.float_columns else None)
+            if spec.float_columns and not side:  # a table made by an older version
+                if any(r[-1] is not None for r in encoded):
+                    raise DataValidationError(
+                        f"online table {table!r} was created by an older version and cannot "
+                        "store NaN: re-create it",
+                        table=table,
+                    )
+                encoded = [r[:-1] for r in encoded]
+            if not encoded:
+                return 0
+            names = list(spec.schema.names) + ([NONFINITE_COLUMN] if side else [])
+            sql = (
+                f"INSERT OR REPLACE INTO {_q(table)} ({', '.join(_q(n) for n in names)}) "
+                f"VALUES ({', '.join('?' for _ in names)})"
+            )
+            self._write(spec, sql, encoded)
+            return len(encoded)
+
+        return self._retry(table, run)
 
     def delete(self, table: str, keys: pa.Table) -> int:
         """Delete the rows of ``keys`` in one transaction; return how many existed."""
-        spec = self._spec(table)
-        _, tuples = spec.encode_keys(keys)
-        tuples = list(dict.fromkeys(t for t in tuples if None not in t))
-        if not tuples:
-            return 0
-        where = " AND ".join(f"{_q(n)} = ?" for n in spec.primary_key)
-        return self._write(table, f"DELETE FROM {_q(table)} WHERE {where}", tuples)
+
+        def run() -> int:
+            spec = self._spec(table)
+            _, tuples = spec.encode_keys(keys)
+            wanted = list(dict.fromkeys(t for t in tuples if None not in t))
+            if not wanted:
+                return 0
+            where = " AND ".join(f"{_q(n)} = ?" for n in spec.primary_key)
+            return self._write(spec, f"DELETE FROM {_q(table)} WHERE {where}", wanted)
+
+        return self._retry(table, run)
 
     # ------------------------------------------------------------------ reads
-    def get(self, table: str, keys: pa.Table, columns: Sequence[str] | None = None) -> pa.Table:
-        """Look up ``keys``; see :class:`~cloudsdk.store.online.base.OnlineStore`."""
-        spec = self._spec(table)
-        out_cols = spec.check_columns(columns)
-        key_cols, tuples = spec.encode_keys(keys)
-        value_cols = [c for c in out_cols if c not in spec.primary_key]
-        pk = spec.primary_key
-        found_rows: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-        wanted = list(dict.fromkeys(t for t in tuples if None not in t))
-        with self._lock:
-            try:
-                if len(wanted) == 1:
-                    sql = self._sql.get((table, "get1", tuple(value_cols)))
-                    if sql is None:
-                        sel = ", ".join(_q(c) for c in value_cols) or "1"
-                        where = " AND ".join(f"{_q(n)} = ?" for n in pk)
-                        sql = f"SELECT {sel} FROM {_q(table)} WHERE {where}"
-                        self._sql[(table, "get1", tuple(value_cols))] = sql
-                    row = self._con.execute(sql, wanted[0]).fetchone()
-                    if row is not None:
-                        found_rows[wanted[0]] = row
-                else:
-                    for i in range(0, len(wanted), _CHUNK):
-                        chunk = wanted[i : i + _CHUNK]
-                        sql = self._batch_sql(table, pk, value_cols, len(chunk))
-                        params = [v for t in chunk for v in t]
-                        for row in self._con.execute(sql, params):
-                            found_rows[tuple(row[: len(pk)])] = row[len(pk) :]
-            except sqlite3.Error as exc:
-                raise self._fail(table, exc) from exc
-        nulls = (None,) * len(value_cols)
-        found = [t in found_rows for t in tuples]
-        rows = [found_rows.get(t, nulls) for t in tuples]
-        values = {c: [r[j] for r in rows] for j, c in enumerate(value_cols)}
-        return spec.result(out_cols, values, key_cols=key_cols, found=found)
+    def _build_plan(self, spec: TableSpec, columns: list[str]) -> SqlPlan:
+        plan = SqlPlan(
+            spec,
+            columns,
+            quote=_q,
+            meta_table=METADATA_TABLE,
+        )
+        plan.cache[1] = plan.head + " AND ".join(f"{k} = ?" for k in plan.key_sql) + plan.tail
+        return plan
 
-    def _batch_sql(self, table: str, pk: Sequence[str], value_cols: list[str], n: int) -> str:
-        cache_key = (table, "getn", tuple(value_cols), n)
-        sql = self._sql.get(cache_key)
+    def _batch_sql(self, plan: SqlPlan, n: int) -> str:
+        sql = plan.cache.get(n)
         if sql is None:
-            sel = ", ".join(_q(c) for c in [*pk, *value_cols])
-            if len(pk) == 1:
-                cond = f"{_q(pk[0])} IN ({', '.join('?' for _ in range(n))})"
+            if len(plan.key_sql) == 1:
+                cond = f"{plan.key_sql[0]} IN ({', '.join('?' for _ in range(n))})"
+                sql = plan.head + cond + plan.tail
             else:
-                tup = "(" + ", ".join("?" for _ in pk) + ")"
-                cols = "(" + ", ".join(_q(c) for c in pk) + ")"
-                cond = f"{cols} IN (VALUES {', '.join(tup for _ in range(n))})"
-            sql = f"SELECT {sel} FROM {_q(table)} WHERE {cond}"
-            self._sql[cache_key] = sql
+                # The keys as a table, joined row by row through the primary key ("(a, b) IN
+                # (VALUES ...)" would scan the whole table). CROSS JOIN keeps that loop order.
+                names = [f"k{i}" for i in range(len(plan.key_sql))]
+                tup = "(" + ", ".join("?" for _ in names) + ")"
+                on = " AND ".join(
+                    f"{k} = _cloudsdk_keys.{c}" for k, c in zip(plan.key_sql, names, strict=True)
+                )
+                sql = (
+                    f"WITH _cloudsdk_keys({', '.join(names)}) AS (VALUES {', '.join(tup for _ in range(n))}) "
+                    f"SELECT {plan.select} FROM {METADATA_TABLE} m LEFT JOIN "
+                    f"(_cloudsdk_keys CROSS JOIN {_q(plan.spec.name)} t ON {on}) ON 1{plan.tail}"
+                )
+            plan.cache[n] = sql
         return sql
+
+    def _fetch(self, plan: SqlPlan, keys: list[tuple[Any, ...] | None]) -> list[Row | None]:
+        if len(keys) == 1:
+            key = keys[0]
+            if key is None:
+                return [None]
+            with self._read_lock:
+                try:
+                    row = self._reader().execute(plan.cache[1], key).fetchone()
+                except sqlite3.Error as exc:
+                    raise self._read_error(plan.spec.name, exc) from exc
+            if row is None or row[0] != plan.generation:
+                raise StaleTableError(plan.spec.name)
+            return [None if row[plan.found] is None else plan.stored(row)]
+        wanted = list(dict.fromkeys(k for k in keys if k is not None))
+        if not wanted:
+            return [None] * len(keys)
+        per = self._per_statement.get(len(plan.key_sql))
+        if per is None:  # keys per statement: a power of 2 whose parameters SQLite allows
+            per, limit = 1, self._batch // len(plan.key_sql)
+            while per * 2 <= limit:
+                per *= 2
+            self._per_statement[len(plan.key_sql)] = per
+        chunks = [wanted[i : i + per] for i in range(0, len(wanted), per)]
+        results = []
+        with self._read_lock:
+            con = self._reader()
+            try:
+                if len(chunks) > 1:  # one snapshot for all the statements
+                    con.execute("BEGIN")
+                try:
+                    for chunk in chunks:
+                        n = _bucket(len(chunk))
+                        params = [v for k in chunk for v in k]
+                        params += list(chunk[-1]) * (n - len(chunk))  # pad: repeat a key
+                        results.append(con.execute(self._batch_sql(plan, n), params).fetchall())
+                finally:
+                    if len(chunks) > 1:
+                        con.execute("COMMIT")
+            except sqlite3.Error as exc:
+                raise self._read_error(plan.spec.name, exc) from exc
+        return plan.rows_of(keys, results)
+
+    def _read(self, table: str, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        with self._read_lock:
+            try:
+                return fn(self._reader())
+            except sqlite3.Error as exc:
+                raise self._read_error(table, exc) from exc
 
     def scan(self, table: str, columns: Sequence[str] | None = None) -> pa.Table:
         """Every stored row of ``table`` (in primary-key order)."""
-        spec = self._spec(table)
-        cols = spec.check_columns(columns)
-        order = ", ".join(_q(c) for c in spec.primary_key)
-        sql = f"SELECT {', '.join(_q(c) for c in cols)} FROM {_q(table)} ORDER BY {order}"
-        with self._lock:
-            try:
-                rows = self._con.execute(sql).fetchall()
-            except sqlite3.Error as exc:
-                raise self._fail(table, exc) from exc
-        return spec.result(cols, {c: [r[j] for r in rows] for j, c in enumerate(cols)})
+
+        def run() -> pa.Table:
+            spec = self._spec(table)
+            cols = spec.check_columns(columns)
+            side = has_side_column(spec)
+            positions = float_positions(cols, spec)
+            select = [_q(c) for c in cols] + ([_q(NONFINITE_COLUMN)] if side and positions else [])
+            order = ", ".join(_q(c) for c in spec.primary_key)
+            sql = f"SELECT {', '.join(select)} FROM {_q(table)} ORDER BY {order}"
+            rows: list[Any] = self._read(table, lambda con: con.execute(sql).fetchall())
+            if len(select) > len(cols):
+                rows = [
+                    r if r[-1] is None else restore_nonfinite(r, r[-1], positions) for r in rows
+                ]
+            return spec.result(cols, {c: [r[j] for r in rows] for j, c in enumerate(cols)})
+
+        return self._retry(table, run)
 
     def count(self, table: str) -> int:
         """The number of rows of ``table``."""
-        self._spec(table)
-        with self._lock:
-            try:
-                return int(self._con.execute(f"SELECT COUNT(*) FROM {_q(table)}").fetchone()[0])
-            except sqlite3.Error as exc:
-                raise self._fail(table, exc) from exc
+
+        def run() -> int:
+            self._spec(table)
+            sql = f"SELECT COUNT(*) FROM {_q(table)}"
+            return int(self._read(table, lambda con: con.execute(sql).fetchone()[0]))
+
+        return self._retry(table, run)
 
     def connection_info(self, *, include_password: bool = False) -> dict[str, Any]:
         """``{"backend": "sqlite", "path": ..., "url": "sqlite:///..."}`` (no password)."""
         return {"backend": "sqlite", "path": self._path, "url": f"sqlite:///{self._path}"}
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close every connection (the read connections of all threads too)."""
         with self._lock:
+            self._closed = True
+            for _, con in self._readers:
+                con.close()
+            self._readers = []
             self._con.close()
