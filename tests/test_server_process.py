@@ -302,3 +302,30 @@ def test_server_package_imports_nothing_heavy() -> None:
             "print(bad); sys.exit(1 if bad else 0)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_rest_listener_turns_nagle_off_on_accepted_connections() -> None:
+    """asyncio sets TCP_NODELAY on an accepted socket only when the listener's proto says TCP;
+    with proto 0 every keep-alive response waited ~40 ms (Nagle + delayed ACK)."""
+    import asyncio
+
+    from cloudsdk.server.app import _listen
+
+    listener = _listen("127.0.0.1", 0)
+    seen: dict[str, int] = {}
+
+    async def main() -> None:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            sock = writer.get_extra_info("socket")
+            seen["nodelay"] = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            writer.close()
+
+        server = await asyncio.start_server(handle, sock=listener)
+        reader, writer = await asyncio.open_connection(*listener.getsockname()[:2])
+        await reader.read()
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    asyncio.run(main())
+    assert seen["nodelay"] == 1
