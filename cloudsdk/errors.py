@@ -43,8 +43,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-ONLINE_UNSUPPORTED = "online storage is not available here"  # TODO(lead): remove once no module imports it
-
 __all__ = [
     "AlreadyExistsError",
     "AuthenticationError",

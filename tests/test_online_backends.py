@@ -495,7 +495,8 @@ def test_connection_info_without_password(env: Env) -> None:
             "cloudsdk_test_"
         )
     else:
-        assert info["url"] == "jdbc:mysql://127.0.0.1:3306/test" and info["user"] == "root"
+        assert info["jdbc_url"] == "jdbc:mysql://127.0.0.1:3306/test" and info["user"] == "root"
+        assert info["url"] == "mysql://root@127.0.0.1:3306/test"
 
 
 def test_mysql_password_never_shown() -> None:
@@ -510,7 +511,8 @@ def test_mysql_password_never_shown() -> None:
         store = open_online_store(f"mariadb://{user}:S3cret-pw%21@127.0.0.1:3306/test")
         try:
             info = store.connection_info()
-            assert info["url"] == "jdbc:mariadb://127.0.0.1:3306/test" and info["user"] == user
+            assert info["jdbc_url"] == "jdbc:mariadb://127.0.0.1:3306/test" and info["user"] == user
+            assert info["url"] == f"mariadb://{user}@127.0.0.1:3306/test"
             assert password not in repr(info) and password not in repr(store)
             assert store.connection_info(include_password=True)["password"] == password
             with pytest.raises(NotFoundError):

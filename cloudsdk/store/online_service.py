@@ -311,8 +311,6 @@ class OnlineMixin:
         with ``include_password``."""
         info = dict(self._online(project).connection_info(include_password=include_password))
         info.setdefault("jdbc_url", None)
-        if info.get("backend") == "mysql":
-            info["jdbc_url"] = f"jdbc:mysql://{info.get('host')}:{info.get('port')}/{info.get('database')}"
         if not include_password:
             info.pop("password", None)
         return info

@@ -635,10 +635,12 @@ class MySQLOnlineStore(LookupStore):
         return self._retry(table, run)
 
     def connection_info(self, *, include_password: bool = False) -> dict[str, Any]:
-        """JDBC-style URL, host, port, database and user; the password only if asked for."""
+        """The store URL and a JDBC URL (neither with the password), host, port, database and
+        user; the password only if asked for."""
         info: dict[str, Any] = {
             "backend": "mysql",
-            "url": self._safe_url(),
+            "url": f"{self._flavor}://{self._user}@{self._host}:{self._port}/{self._database}",
+            "jdbc_url": self._safe_url(),
             "host": self._host,
             "port": self._port,
             "database": self._database,
