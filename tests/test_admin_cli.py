@@ -239,11 +239,11 @@ def test_online_store_commands(run, data_dir: Path, monkeypatch: pytest.MonkeyPa
     status, out, err = run("project", "set-online-store", "fraud", "--url-stdin")
     assert (status, err) == (0, "")
     assert out == (f"project 'fraud' stores its online feature groups in mysql "
-                   f"(jdbc:mysql://127.0.0.1:3306/{database})\n")
+                   f"(mysql://{user}@127.0.0.1:3306/{database})\n")
     status, out, err = run("project", "online-store", "fraud")
     info = _settings(out)
     assert status == 0 and password not in out + err
-    assert info == {"backend": "mysql", "url": f"jdbc:mysql://127.0.0.1:3306/{database}", "host": "127.0.0.1",
+    assert info == {"backend": "mysql", "url": f"mysql://{user}@127.0.0.1:3306/{database}", "host": "127.0.0.1",
                     "port": "3306", "database": database, "user": user,
                     "jdbc_url": f"jdbc:mysql://127.0.0.1:3306/{database}"}
     assert password.encode() not in (data_dir / "catalog.db").read_bytes()  # sealed, not in clear
