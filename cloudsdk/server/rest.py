@@ -183,6 +183,17 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return value
 
 
+async def _statistics_body(request: Request) -> tuple[Any, Any]:
+    """``(columns, options)`` of a compute-statistics body, checked."""
+    body = await _json_body(request)
+    columns, options = body.get("columns"), body.get("options")
+    if columns is not None and not _is_str_list(columns):
+        raise InvalidArgumentError('"columns" must be a list of feature names')
+    if options is not None and not isinstance(options, dict):
+        raise InvalidArgumentError('"options" must be an object of statistics options')
+    return columns, options
+
+
 def _read_arrow(raw: bytes) -> pa.Table:
     try:
         return pa.ipc.open_stream(pa.py_buffer(raw)).read_all()
@@ -391,12 +402,7 @@ def create_app(server: Server) -> FastAPI:
                                           options={"type": "object"}))
     async def compute_statistics(request: Request, p: str, name: str, version: int | None = version_q,
                                  who: Caller = Depends(guard("compute_statistics"))) -> Any:
-        body = await _json_body(request)
-        columns, options = body.get("columns"), body.get("options")
-        if columns is not None and not _is_str_list(columns):
-            raise InvalidArgumentError('"columns" must be a list of feature names')
-        if options is not None and not isinstance(options, dict):
-            raise InvalidArgumentError('"options" must be an object of statistics options')
+        columns, options = await _statistics_body(request)
         return await call("compute_statistics", p, name, version, columns, options, lock=("fg", p, name))
 
     @route("history")
@@ -455,12 +461,7 @@ def create_app(server: Server) -> FastAPI:
     async def compute_training_dataset_statistics(
             request: Request, p: str, name: str, version: int | None = version_q,
             who: Caller = Depends(guard("compute_training_dataset_statistics"))) -> Any:
-        body = await _json_body(request)
-        columns, options = body.get("columns"), body.get("options")
-        if columns is not None and not _is_str_list(columns):
-            raise InvalidArgumentError('"columns" must be a list of feature names')
-        if options is not None and not isinstance(options, dict):
-            raise InvalidArgumentError('"options" must be an object of statistics options')
+        columns, options = await _statistics_body(request)
         return await call("compute_training_dataset_statistics", p, name, version, columns, options)
 
     @route("delete_training_dataset", status_code=204)

@@ -72,6 +72,16 @@ def need_offline(row: Any) -> None:
         )
 
 
+def need_online(row: Any) -> None:
+    """Refuse online reads and writes of a group not stored online."""
+    if not row.online_enabled:
+        raise InvalidArgumentError(
+            f"feature group {row.name!r} version {row.version} is not stored online; enable it with "
+            "fg.enable_online() (featurestore.enable_featuregroup_online)",
+            featuregroup=row.name, version=row.version,
+        )
+
+
 def online_key(row: Any) -> list[str]:
     """The online table's key: the primary key without the event-time column."""
     pk = json.loads(row.primary_key)
@@ -112,10 +122,11 @@ def latest_per_key(table: pa.Table, keys: Sequence[str], event_time: str | None,
     con = duckdb.connect()
     try:
         con.register("t", slim)
+        rank = (f', rank() OVER (PARTITION BY {by} ORDER BY {", ".join(rank_order) or "1"}) AS __rk'
+                if with_ties else "")
         con.execute(
             f'CREATE TEMP TABLE r AS SELECT {by}, "{_POS}", row_number() OVER (PARTITION BY {by} '
-            f'ORDER BY {", ".join(order)}) AS __rn, rank() OVER (PARTITION BY {by} '
-            f'ORDER BY {", ".join(rank_order) or "1"}) AS __rk FROM t')
+            f'ORDER BY {", ".join(order)}) AS __rn{rank} FROM t')
         idx = sqlbox.to_arrow(con.sql(f'SELECT "{_POS}" FROM r WHERE __rn = 1 ORDER BY "{_POS}"')).column(0)
         ties = None
         if with_ties:
@@ -127,6 +138,19 @@ def latest_per_key(table: pa.Table, keys: Sequence[str], event_time: str | None,
     if with_ties:
         return table.take(idx), table.take(ties)
     return table.take(idx)
+
+
+def keys_not_in(rows: pa.Table, other: pa.Table, keys: Sequence[str]) -> pa.Table:
+    """The key columns of the rows of ``rows`` whose key ``other`` lacks."""
+    con = duckdb.connect()
+    try:
+        con.register("r", rows.select(list(keys)))
+        con.register("o", other.select(list(keys)))
+        on = " AND ".join(f"r.{_q(k)} = o.{_q(k)}" for k in keys)
+        return sqlbox.to_arrow(con.sql(f"SELECT r.* FROM r ANTI JOIN o ON {on}")).cast(
+            rows.select(list(keys)).schema)
+    finally:
+        con.close()
 
 
 def diff_tables(expected: pa.Table, actual: pa.Table, keys: Sequence[str],
@@ -364,8 +388,7 @@ class OnlineMixin:
         deleted = 0
         if mode == "overwrite":
             upserted = store.upsert(table, batch) if batch.num_rows else 0
-            present = store.scan(table, keys)
-            extra = diff_tables(batch.select(keys), present, keys)["extra_online"]
+            extra = keys_not_in(store.scan(table, keys), batch, keys)
             deleted = store.delete(table, extra) if extra.num_rows else 0
             return {"rows_upserted": upserted, "rows_deleted": deleted}
         pk = json.loads(row.primary_key)
@@ -412,7 +435,7 @@ class OnlineMixin:
         wanted = keys_table.select(keys)
         latest, _, _ = self._offline_latest(row, wanted)
         upserted = store.upsert(online_table_name(row), latest) if latest.num_rows else 0
-        gone = diff_tables(latest.select(keys), wanted, keys)["extra_online"]
+        gone = keys_not_in(wanted, latest, keys)
         deleted = store.delete(online_table_name(row), gone) if gone.num_rows else 0
         return {"rows_upserted": upserted, "rows_deleted": deleted}
 
@@ -470,12 +493,7 @@ class OnlineMixin:
 
     def _online_row(self, project: str, name: str, version: int | None) -> Any:
         row = self._group_row(project, name, version)
-        if not row.online_enabled:
-            raise InvalidArgumentError(
-                f"feature group {row.name!r} version {row.version} is not stored online; enable it with "
-                "fg.enable_online() (featurestore.enable_featuregroup_online)",
-                featuregroup=row.name, version=row.version,
-            )
+        need_online(row)
         return row
 
     def enable_online(self, project: str, name: str, version: int | None) -> dict[str, Any]:
@@ -616,10 +634,7 @@ class OnlineMixin:
         sources: dict[str, Any] = {}
         for table_name in sorted(names):
             row = resolve_row(table_name)
-            if not row.online_enabled:
-                raise InvalidArgumentError(
-                    f"sql(online=True): feature group {row.name!r} version {row.version} is not stored online",
-                    featuregroup=row.name)
+            need_online(row)
             logical = schema.deserialize_schema(row.arrow_schema)
             store = self._online(project)
             keys = online_key(row)
@@ -686,5 +701,5 @@ class OnlineMixin:
             return plan.lookup(entries, allow_missing=allow_missing)
 
 
-__all__ = ["ONLINE_ONLY_PREFIX", "OnlineMixin", "diff_tables", "is_online_only", "latest_per_key",
-           "need_offline", "online_key"]
+__all__ = ["ONLINE_ONLY_PREFIX", "OnlineMixin", "diff_tables", "is_online_only", "keys_not_in", "latest_per_key",
+           "need_offline", "need_online", "online_key"]

@@ -190,7 +190,7 @@ def _spec_groups(spec: Mapping[str, Any]) -> tuple[list[tuple[str, int | None, l
 def build_plan(service: Any, project: str, features: Sequence[str] | Mapping[str, Any],
                featuregroups_version_dict: Mapping[str, int] | None, generation: int) -> VectorPlan:
     """Resolve ``features`` to a :class:`VectorPlan` over the project's online feature groups."""
-    from cloudsdk.store.online_service import online_key, online_table_name
+    from cloudsdk.store.online_service import need_online, online_key, online_table_name
 
     rows = {(r.name, r.version): r for r in service._group_rows(project)}
     if isinstance(features, Mapping):
@@ -223,10 +223,7 @@ def build_plan(service: Any, project: str, features: Sequence[str] | Mapping[str
     position = {f: i for i, f in enumerate(order)}
     placed: set[str] = set()
     for row, feats in selections:
-        if not row.online_enabled:
-            raise InvalidArgumentError(
-                f"feature group {row.name!r} version {row.version} is not stored online; enable it with "
-                "fg.enable_online()", featuregroup=row.name)
+        need_online(row)
         storage = schema.storage_schema(schema.deserialize_schema(row.arrow_schema))
         keys = online_key(row)
         for k in keys:
