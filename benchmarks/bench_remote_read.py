@@ -16,6 +16,12 @@ checked once to be equal, rows in the same order. Last, the CPU time of a few mo
 from ``/proc``): on a machine with few cores the remote read is bound by CPU (TLS, copies), not
 by the wire.
 
+The ceiling: the same table is also fetched, in the same interleaved rounds, from a bare
+pyarrow Flight server process that holds it in memory (``_raw_flight.py``: no store, no auth,
+no Parquet decoding), once over mutual TLS and once over plain gRPC. ``embedded / bare mTLS
+transfer`` is the highest ratio any server streaming the rows through gRPC with mutual TLS
+could reach on this machine; it is printed beside the target.
+
 Ratio = embedded time / remote time on best-of-``--repeat`` runs (target >= 0.7).
 Run: ``python benchmarks/bench_remote_read.py [--rows N] [--repeat K]``. Always exits 0.
 """
@@ -40,6 +46,7 @@ from typing import TYPE_CHECKING
 
 from _common import (
     Case,
+    Timing,
     header,
     measure,
     parse_args,
@@ -130,9 +137,48 @@ def main() -> int:
             "bench", data=table, primary_key=["id"], statistics=False)
         del table
         remote_fg = remote.get_feature_store().get_feature_group("bench", local_fg.version)
+        bare = start_bare_servers(local_fg.location, Path(tmp) / "bare", stack)
         setup = time.perf_counter() - start
-        run(args, local_fg, remote_fg, nbytes, setup, proc.pid)
+        run(args, local_fg, remote_fg, nbytes, setup, proc.pid, bare)
     return 0
+
+
+def start_bare_servers(location: str, directory: Path, stack: contextlib.ExitStack) -> dict[str, Callable[[], object]]:
+    """Two bare Flight servers (``_raw_flight.py``, mutual TLS and plain gRPC) serving the table
+    at ``location`` from memory; returns a fetch-everything callable per transport."""
+    import pyarrow.flight as fl
+    from _raw_flight import make_certificates
+
+    directory.mkdir()
+    pems = make_certificates(directory)
+    script = Path(__file__).with_name("_raw_flight.py")
+    fetchers: dict[str, Callable[[], object]] = {}
+    for mode in ("tls", "plain"):
+        proc = subprocess.Popen([sys.executable, str(script), location, str(directory), mode],
+                                stdout=subprocess.PIPE, text=True)
+        stack.callback(stop_server, proc)  # type: ignore[arg-type]
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.strip().isdigit():
+            raise RuntimeError(f"the bare Flight server ({mode}) did not start")
+        if mode == "tls":
+            client = fl.FlightClient(f"grpc+tls://127.0.0.1:{int(line)}", tls_root_certs=pems["ca"],
+                                     cert_chain=pems["cert"], private_key=pems["key"])
+        else:
+            client = fl.FlightClient(f"grpc+tcp://127.0.0.1:{int(line)}")
+        stack.callback(client.close)
+        fetchers[mode] = lambda client=client: client.do_get(fl.Ticket(b"table")).read_all()
+    return fetchers
+
+
+def print_ceiling(embedded: Timing, tls: Timing, plain: Timing, rows: int) -> None:
+    """The ratio a zero-cost server would reach: embedded read / bare transfer of the rows."""
+    print("ceiling: the same table fetched from a bare Flight server that holds it in memory "
+          "(no store, no auth, no Parquet decoding):")
+    print_table([
+        Case("bare transfer, mutual TLS", tls, embedded, rows),
+        Case("bare transfer, plain gRPC", plain, embedded, rows),
+    ], target=TARGET)
 
 
 def _process_cpu_s(pid: int) -> float | None:
@@ -166,7 +212,7 @@ def cpu_per_call(fn: Callable[[], object], server_pid: int, calls: int = 3) -> t
 
 
 def run(args: argparse.Namespace, local_fg: FeatureGroup, remote_fg: FeatureGroup, nbytes: int,
-        setup: float, server_pid: int) -> None:
+        setup: float, server_pid: int, bare: dict[str, Callable[[], object]]) -> None:
     """Check the results once, time both sides, print the tables."""
     rows, repeat = args.rows, args.repeat
     header(
@@ -180,6 +226,9 @@ def run(args: argparse.Namespace, local_fg: FeatureGroup, remote_fg: FeatureGrou
     same = ours.schema == ref.schema and ours.equals(ref)
     print(f"check: {'same' if same else 'MISMATCH:'} {ours.num_rows:,} vs {ref.num_rows:,} rows "
           f"x {ours.num_columns} columns, same order (remote vs embedded fg.read(\"pyarrow\"))\n")
+    bare_same = bare["tls"]().equals(bare["plain"]())  # type: ignore[attr-defined]
+    print(f"check: the bare Flight servers send {'the same table' if bare_same else 'DIFFERENT tables'} "
+          "over mutual TLS and plain gRPC\n")
     del ours, ref
 
     pandas_t = measure({
@@ -189,12 +238,15 @@ def run(args: argparse.Namespace, local_fg: FeatureGroup, remote_fg: FeatureGrou
     arrow_t = measure({
         'remote fg.read("pyarrow")': lambda: remote_fg.read("pyarrow"),
         'embedded fg.read("pyarrow")': lambda: local_fg.read("pyarrow"),
+        "bare Flight, mutual TLS": bare["tls"],
+        "bare Flight, plain gRPC": bare["plain"],
     }, repeat)
     p, a = list(pandas_t.values()), list(arrow_t.values())
     print_table([
         Case("remote read -> pandas", p[0], p[1], rows),
         Case("remote read -> pyarrow", a[0], a[1], rows),
     ], target=TARGET)
+    print_ceiling(a[1], a[2], a[3], rows)
     print_details(p + a)
     print("CPU per call (median of 3 more calls; the server's from /proc):")
     for name, fg in (('remote fg.read("pyarrow")', remote_fg), ('embedded fg.read("pyarrow")', local_fg)):
