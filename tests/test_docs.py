@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 import cloudsdk
-from cloudsdk import errors, featurestore
+from cloudsdk import _protocol, errors, featurestore
 from cloudsdk.cli import _parser
+from cloudsdk.server.rest import WRITE_ROUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -135,6 +136,27 @@ def test_every_function_is_documented(name: str) -> None:
     assert any(re.search(rf"\b{name}\b", h) for h in headings), (
         f"docs/functional-api.md needs a heading for {name}()"
     )
+
+
+def _route_rows() -> dict[str, str]:
+    """``{route name: method and path}`` of the route table in docs/rest-api.md."""
+    rows = re.findall(r"^\| `(\w+)`(?: \(write\))?\s*\| `(\w+ /[^`]*)`", _read("rest-api.md"), re.M)
+    return dict(rows)
+
+
+def test_route_table_is_parsed() -> None:
+    rows = _route_rows()
+    assert rows["info"] == "GET /info" and rows["insert"].startswith("POST ")
+
+
+@pytest.mark.parametrize("name", sorted(_protocol.ROUTES))
+def test_every_rest_route_is_documented(name: str) -> None:
+    method, path = _protocol.ROUTES[name].split(" ", 1)
+    documented = _route_rows().get(name)
+    assert documented is not None, f"docs/rest-api.md's route table needs a row for `{name}`"
+    assert documented == f"{method} {path}", f"docs/rest-api.md: `{name}` is {method} {path}, not {documented}"
+    write = re.search(rf"^\| `{name}` \(write\)", _read("rest-api.md"), re.M) is not None
+    assert write == (name in WRITE_ROUTES), f"docs/rest-api.md: mark `{name}` (write) iff it is a write route"
 
 
 @pytest.mark.slow
