@@ -10,11 +10,13 @@ Set ``CLOUDSDK_UI_SCREENSHOTS=docs/img`` to write the documentation's screenshot
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Iterator
@@ -36,7 +38,11 @@ XSS = '<img src=x onerror="document.title=\'pwned\'"> <b>games</b> of the season
 
 
 def _install_browser() -> None:
-    """chromium + chromedriver from the Debian mirrors (as root), or fail."""
+    """chromium + chromedriver from the Debian mirrors (as root), or fail.
+
+    Parallel test workers install one at a time (a file lock), and apt-get waits for a dpkg
+    lock held by anyone else instead of failing at once.
+    """
     if os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER):
         return
     apt = shutil.which("apt-get")
@@ -44,10 +50,16 @@ def _install_browser() -> None:
         pytest.fail("the UI tests need chromium and chromium-driver: run `apt-get install -y chromium chromium-driver` "
                     "as root (apt-get is missing or this is not root)")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    for cmd in ([apt, "update"], [apt, "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]):
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-        if done.returncode != 0:
-            pytest.fail(f"{' '.join(cmd)} failed: {done.stderr[-2000:]}")
+    wait = ["-o", "DPkg::Lock::Timeout=600"]
+    with open(os.path.join(tempfile.gettempdir(), "cloudsdk-tests-apt.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER):
+            return  # another worker installed them while this one waited
+        for cmd in ([apt, *wait, "update"],
+                    [apt, *wait, "install", "-y", "--no-install-recommends", "chromium", "chromium-driver"]):
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+            if done.returncode != 0:
+                pytest.fail(f"{' '.join(cmd)} failed: {done.stderr[-2000:]}")
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
         pytest.fail("apt-get installed chromium but /usr/bin/chromium or /usr/bin/chromedriver is missing")
 
