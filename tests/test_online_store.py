@@ -137,13 +137,31 @@ def test_compaction_keeps_the_online_table_consistent(env: Env) -> None:
     for i in range(3):
         s.insert(P, "cmp", 1, rows([1, 3 + i], [11 + i, 30 + i], [2, 1]))
     before = online(env, "cmp")
-    s.compact(P, "cmp", 1)
+    out = s.compact(P, "cmp", 1)
     report = check(env, "cmp")
     assert report["consistent"] and report["status"] == "ok", report  # new Delta versions, the same rows
     assert online(env, "cmp") == before
+    # the online table reflects the new commit too: no row changed
+    assert out["version"] > 3 and report["synced_commit"] == report["offline_commit"] == out["version"]
+    out = s.set_retention(P, "cmp", 1, 48)
+    report = check(env, "cmp")
+    assert report["synced_commit"] == report["offline_commit"] == out["version"] and report["status"] == "ok"
     s.insert(P, "cmp", 1, rows([2], [21], [3]))
     assert online_values(env, "cmp") == {1: 13, 2: 21, 3: 30, 4: 31, 5: 32}
     assert_consistent(env, "cmp")
+
+
+def test_a_commit_without_row_changes_does_not_catch_up_a_group_that_is_behind(env: Env) -> None:
+    s = env.service
+    s.create_group(P, "bh", 1, rows([1, 2], [10, 20], [1, 1]), primary_key=["id"], event_time="ts",
+                   online_enabled=True)
+    s.insert(P, "bh", 1, rows([2], [21], [2]), online=False)
+    s.set_retention(P, "bh", 1, 48)
+    report = check(env, "bh")
+    assert (report["consistent"], report["status"], report["synced_commit"], report["offline_commit"]) == (
+        False, "behind", 0, 2)
+    s.sync_online(P, "bh", 1)
+    assert_consistent(env, "bh")
 
 
 def test_online_only_and_offline_only_inserts(env: Env) -> None:

@@ -527,6 +527,7 @@ class TimeTravelMixin:
         from deltalake.exceptions import DeltaError
 
         with self._lock(row.id):
+            before = table.version()
             dt_table = table._open()
             try:
                 dt_table.alter.set_table_properties({RETENTION_PROPERTY: f"interval {hours} hours"})
@@ -535,7 +536,18 @@ class TimeTravelMixin:
             new = table.version()
             self._record_commit(row.id, {"version": new, "rows_inserted": 0, "rows_updated": 0,
                                          "rows_deleted": 0}, "retention")
+            self._online_follows(row, before, new)
         return {"version": new, "retention_hours": hours}
+
+    def _online_follows(self, row: Any, before: int, after: int) -> None:
+        """After commits that change no row (compact, retention): an online table that was in
+        step with commit ``before`` is in step with ``after`` too (called under the group lock;
+        groups not stored online have no online state)."""
+        if after == before:
+            return
+        status, synced = self._online_state(row.id)
+        if status == "ok" and synced == before:
+            self._set_online_state(row.id, "ok", after)
 
     def get_retention(self, project: str, name: str, version: int | None) -> int:
         """The group's retention window in hours (its own setting, else the store's default)."""
@@ -569,6 +581,7 @@ class TimeTravelMixin:
             for v in range(before + 1, after + 1):
                 self._record_commit(row.id, {"version": v, "rows_inserted": 0, "rows_updated": 0,
                                              "rows_deleted": 0}, "compact")
+            self._online_follows(row, before, after)
         return {"version": after, "retention_hours": hours,
                 "files_added": int(metrics.get("numFilesAdded", 0)),
                 "files_removed": int(metrics.get("numFilesRemoved", 0)), "files_vacuumed": len(vacuumed)}
