@@ -54,6 +54,7 @@ usage: python3.11 tools/dev.py COMMAND [ARGS...]
 commands:
   demo [args...]         set up .venv, then run `cloudsdk demo [args...]`
   test [pytest args...]  set up .venv and .venv-legacy, then ruff check, mypy, pytest [args...]
+                         (no args: the whole suite, one xdist worker per core, at most 4)
   setup                  only create or refresh .venv
 """
 
@@ -146,6 +147,15 @@ def ensure_legacy() -> None:
         raise StepFailed(1) from exc
 
 
+def pytest_args(args: list[str]) -> list[str]:
+    """With no arguments, the whole suite on one pytest-xdist worker per core (at most 4) and
+    the 15 slowest tests listed; any arguments are passed on as they are."""
+    if args:
+        return args
+    workers = max(1, min(4, os.cpu_count() or 1))
+    return ["-n", str(workers), "--durations=15"] if workers > 1 else ["--durations=15"]
+
+
 def cmd_test(args: list[str]) -> None:
     ensure_venv()
     ensure_legacy()
@@ -154,6 +164,7 @@ def cmd_test(args: list[str]) -> None:
     check([PYTHON, "-m", "ruff", "check", *paths])
     header("[2/3] mypy (configured in pyproject.toml)")
     check([PYTHON, "-m", "mypy"])
+    args = pytest_args(args)
     header("[3/3] pytest " + " ".join(args))
     code = run([PYTHON, "-m", "pytest", *args])
     if code == 5:
