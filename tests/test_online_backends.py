@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import math
 import sqlite3
-import statistics
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -536,34 +534,3 @@ def test_redis_password_never_shown() -> None:
     assert "password" not in info and "S3cret" not in repr(info) and "S3cret" not in repr(store)
     assert store.connection_info(include_password=True)["password"] == "S3cret-pw"
     store.close()
-
-
-# ---------------------------------------------------------------------- latency (printed, not asserted)
-def test_single_key_get_latency(env: Env) -> None:
-    name = env.table()
-    schema = pa.schema(
-        [pa.field("id", pa.int64(), nullable=False)] + [(f"f{i}", pa.float64()) for i in range(15)]
-    )
-    env.store.create_table(name, schema, ["id"])
-    n = 1000
-    env.store.upsert(
-        name,
-        pa.table(
-            {"id": list(range(n)), **{f"f{i}": [float(i)] * n for i in range(15)}}, schema=schema
-        ),
-    )
-    keys = [pa.table({"id": [k]}) for k in range(n)]
-    for k in keys[:50]:
-        env.store.get(name, k)
-    samples = []
-    for k in keys:
-        t0 = time.perf_counter_ns()
-        env.store.get(name, k)
-        samples.append((time.perf_counter_ns() - t0) / 1000)
-    samples.sort()
-    p50, p99 = statistics.median(samples), samples[int(0.99 * len(samples)) - 1]
-    print(
-        f"\n[online latency] {env.backend}: single-key get, 15 float features, "
-        f"{n} gets: p50 {p50:.0f} µs, p99 {p99:.0f} µs"
-    )
-    assert len(samples) == n

@@ -9,9 +9,7 @@ import datetime as dt
 import math
 import random
 import sqlite3
-import statistics
 import threading
-import time
 import uuid
 import zoneinfo
 from pathlib import Path
@@ -652,37 +650,3 @@ def test_mysql_pool_replaces_dead_connections() -> None:
         store.close()
     with pytest.raises(StorageError, match="closed"):
         store.lookup(name, [(1,)])
-
-
-# ---------------------------------------------------------------------- latency (printed, not asserted)
-def test_lookup_latency(env: Env) -> None:
-    name = env.table()
-    schema = pa.schema(
-        [pa.field("id", pa.int64(), nullable=False)] + [(f"f{i}", pa.float64()) for i in range(15)]
-    )
-    env.store.create_table(name, schema, ["id"])
-    n = 2000
-    env.store.upsert(
-        name,
-        pa.table(
-            {"id": list(range(n)), **{f"f{i}": [i + 0.5] * n for i in range(15)}}, schema=schema
-        ),
-    )
-
-    def measure(batch: int, calls: int) -> tuple[float, float]:
-        keys = [[((j * 7919 + k) % n,) for k in range(batch)] for j in range(calls)]
-        for k in keys[:20]:
-            env.store.lookup(name, k)
-        samples = []
-        for k in keys:
-            t0 = time.perf_counter_ns()
-            env.store.lookup(name, k)
-            samples.append((time.perf_counter_ns() - t0) / 1000)
-        samples.sort()
-        return statistics.median(samples), samples[int(0.99 * len(samples)) - 1]
-
-    one, hundred = measure(1, 2000), measure(100, 200)
-    print(
-        f"\n[online lookup] {env.backend}: 15 float features: 1 key p50 {one[0]:.0f} µs, "
-        f"p99 {one[1]:.0f} µs; 100 keys p50 {hundred[0]:.0f} µs, p99 {hundred[1]:.0f} µs"
-    )

@@ -464,6 +464,19 @@ class TableSpec:
             other.schema, check_metadata=False
         )
 
+    def check_same(self, wanted: TableSpec) -> None:
+        """For an existing table: raise unless it has ``wanted``'s schema and primary key.
+
+        Raises:
+            SchemaMismatchError: It was created with another schema or key.
+        """
+        if not self.same_as(wanted):
+            raise SchemaMismatchError(
+                f"online table {self.name!r} exists with another schema or primary key",
+                [f"existing: {self.schema} key {list(self.primary_key)}"],
+                table=self.name,
+            )
+
     def check_columns(self, columns: Sequence[str] | None) -> list[str]:
         """The requested columns (default all), validated.
 

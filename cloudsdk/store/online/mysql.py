@@ -30,19 +30,15 @@ import pymysql
 
 from cloudsdk.errors import (
     CloudSDKError,
-    DataValidationError,
     InvalidArgumentError,
     NotFoundError,
-    SchemaMismatchError,
     StorageError,
 )
 from cloudsdk.store.online._codec import (
     NONFINITE_COLUMN,
-    float_positions,
-    has_side_column,
-    restore_nonfinite,
 )
 from cloudsdk.store.online._lookup import LookupStore, Row, SqlPlan
+from cloudsdk.store.online._sql import Scan, delete_keys, key_where, upsert_rows
 from cloudsdk.store.online.base import (
     METADATA_TABLE,
     StaleTableError,
@@ -459,12 +455,8 @@ class MySQLOnlineStore(LookupStore):
 
         self._forget(table)
         existing = self._read(table, self._ddl_locked(table, create))  # DDL commits implicitly
-        if existing is not None and not existing.same_as(spec):
-            raise SchemaMismatchError(
-                f"online table {table!r} exists with another schema or primary key",
-                [f"existing: {existing.schema} key {list(existing.primary_key)}"],
-                table=table,
-            )
+        if existing is not None:
+            existing.check_same(spec)
 
     def drop_table(self, table: str, *, missing_ok: bool = False) -> None:
         """Drop ``table`` (its metadata row first: waits for writes in progress).
@@ -489,19 +481,9 @@ class MySQLOnlineStore(LookupStore):
 
         def run() -> int:
             spec = self._spec(table)
-            side = has_side_column(spec)
-            encoded = spec.encode_rows(rows, nonfinite="all" if spec.float_columns else None)
-            if spec.float_columns and not side:  # a table made by an older version
-                if any(r[-1] is not None for r in encoded):
-                    raise DataValidationError(
-                        f"online table {table!r} was created by an older version and cannot "
-                        "store NaN or infinities: re-create it",
-                        table=table,
-                    )
-                encoded = [r[:-1] for r in encoded]
+            names, encoded = upsert_rows(spec, rows, "all", "NaN or infinities")
             if not encoded:
                 return 0
-            names = list(spec.schema.names) + ([NONFINITE_COLUMN] if side else [])
             updated = [n for n in names if n not in spec.primary_key] or [spec.primary_key[0]]
             sql = (
                 f"INSERT INTO {_q(table)} ({', '.join(_q(n) for n in names)}) "
@@ -523,12 +505,10 @@ class MySQLOnlineStore(LookupStore):
 
         def run() -> int:
             spec = self._spec(table)
-            _, tuples = spec.encode_keys(keys)
-            wanted = list(dict.fromkeys(t for t in tuples if None not in t))
+            wanted = delete_keys(spec, keys)
             if not wanted:
                 return 0
-            where = " AND ".join(f"{_q(n)} = %s" for n in spec.primary_key)
-            sql = f"DELETE FROM {_q(table)} WHERE {where}"
+            sql = f"DELETE FROM {_q(table)} WHERE {key_where(spec, _q, '%s')}"
 
             def delete(cur: Any) -> int:
                 self._check_generation(cur, spec)
@@ -599,24 +579,13 @@ class MySQLOnlineStore(LookupStore):
         """Every stored row of ``table`` (in primary-key order)."""
 
         def run() -> pa.Table:
-            spec = self._spec(table)
-            cols = spec.check_columns(columns)
-            side = has_side_column(spec)
-            positions = float_positions(cols, spec)
-            select = [_q(c) for c in cols] + ([_q(NONFINITE_COLUMN)] if side and positions else [])
-            order = ", ".join(_q(c) for c in spec.primary_key)
-            sql = f"SELECT {', '.join(select)} FROM {_q(table)} ORDER BY {order}"
+            scan = Scan(self._spec(table), columns, _q)
 
-            def scan(cur: Any) -> list[Any]:
-                cur.execute(sql)
+            def fetch(cur: Any) -> list[Any]:
+                cur.execute(scan.sql)
                 return list(cur.fetchall())
 
-            rows = self._read(table, scan)
-            if len(select) > len(cols):
-                rows = [
-                    r if r[-1] is None else restore_nonfinite(r, r[-1], positions) for r in rows
-                ]
-            return spec.result(cols, {c: [r[j] for r in rows] for j, c in enumerate(cols)})
+            return scan.result(self._read(table, fetch))
 
         return self._retry(table, run)
 

@@ -42,7 +42,6 @@ from cloudsdk.errors import (
     DataValidationError,
     InvalidArgumentError,
     NotFoundError,
-    SchemaMismatchError,
     StorageError,
 )
 from cloudsdk.store.online._lookup import LookupStore, Plan, Row
@@ -246,13 +245,8 @@ class RedisOnlineStore(LookupStore):
             created = bool(self._r.transaction(create, meta, value_from_callable=True))  # type: ignore[arg-type]
         except redis.RedisError as exc:
             raise StorageError(f"Redis online store: cannot create {table!r}: {exc}") from exc
-        existing = spec if created else self._spec(table)
-        if not existing.same_as(spec):
-            raise SchemaMismatchError(
-                f"online table {table!r} exists with another schema or primary key",
-                [f"existing: {existing.schema} key {list(existing.primary_key)}"],
-                table=table,
-            )
+        if not created:
+            self._spec(table).check_same(spec)
 
     def drop_table(self, table: str, *, missing_ok: bool = False) -> None:
         """Drop ``table`` and delete its rows.

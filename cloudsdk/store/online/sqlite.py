@@ -25,18 +25,14 @@ from typing import Any
 import pyarrow as pa
 
 from cloudsdk.errors import (
-    DataValidationError,
     NotFoundError,
-    SchemaMismatchError,
     StorageError,
 )
 from cloudsdk.store.online._codec import (
     NONFINITE_COLUMN,
-    float_positions,
-    has_side_column,
-    restore_nonfinite,
 )
 from cloudsdk.store.online._lookup import LookupStore, Row, SqlPlan
+from cloudsdk.store.online._sql import Scan, delete_keys, key_where, upsert_rows
 from cloudsdk.store.online.base import (
     METADATA_TABLE,
     StaleTableError,
@@ -235,12 +231,8 @@ class SQLiteOnlineStore(LookupStore):
             except sqlite3.Error as exc:
                 raise StorageError(f"SQLite online store: cannot create {table!r}: {exc}") from exc
         self._forget(table)
-        if existing is not None and not existing.same_as(spec):
-            raise SchemaMismatchError(
-                f"online table {table!r} exists with another schema or primary key",
-                [f"existing: {existing.schema} key {list(existing.primary_key)}"],
-                table=table,
-            )
+        if existing is not None:
+            existing.check_same(spec)
 
     def drop_table(self, table: str, *, missing_ok: bool = False) -> None:
         """Drop ``table``.
@@ -294,19 +286,9 @@ class SQLiteOnlineStore(LookupStore):
 
         def run() -> int:
             spec = self._spec(table)
-            side = has_side_column(spec)
-            encoded = spec.encode_rows(rows, nonfinite="nan" if spec.float_columns else None)
-            if spec.float_columns and not side:  # a table made by an older version
-                if any(r[-1] is not None for r in encoded):
-                    raise DataValidationError(
-                        f"online table {table!r} was created by an older version and cannot "
-                        "store NaN: re-create it",
-                        table=table,
-                    )
-                encoded = [r[:-1] for r in encoded]
+            names, encoded = upsert_rows(spec, rows, "nan", "NaN")
             if not encoded:
                 return 0
-            names = list(spec.schema.names) + ([NONFINITE_COLUMN] if side else [])
             sql = (
                 f"INSERT OR REPLACE INTO {_q(table)} ({', '.join(_q(n) for n in names)}) "
                 f"VALUES ({', '.join('?' for _ in names)})"
@@ -321,12 +303,10 @@ class SQLiteOnlineStore(LookupStore):
 
         def run() -> int:
             spec = self._spec(table)
-            _, tuples = spec.encode_keys(keys)
-            wanted = list(dict.fromkeys(t for t in tuples if None not in t))
+            wanted = delete_keys(spec, keys)
             if not wanted:
                 return 0
-            where = " AND ".join(f"{_q(n)} = ?" for n in spec.primary_key)
-            return self._write(spec, f"DELETE FROM {_q(table)} WHERE {where}", wanted)
+            return self._write(spec, f"DELETE FROM {_q(table)} WHERE {key_where(spec, _q, '?')}", wanted)
 
         return self._retry(table, run)
 
@@ -416,19 +396,8 @@ class SQLiteOnlineStore(LookupStore):
         """Every stored row of ``table`` (in primary-key order)."""
 
         def run() -> pa.Table:
-            spec = self._spec(table)
-            cols = spec.check_columns(columns)
-            side = has_side_column(spec)
-            positions = float_positions(cols, spec)
-            select = [_q(c) for c in cols] + ([_q(NONFINITE_COLUMN)] if side and positions else [])
-            order = ", ".join(_q(c) for c in spec.primary_key)
-            sql = f"SELECT {', '.join(select)} FROM {_q(table)} ORDER BY {order}"
-            rows: list[Any] = self._read(table, lambda con: con.execute(sql).fetchall())
-            if len(select) > len(cols):
-                rows = [
-                    r if r[-1] is None else restore_nonfinite(r, r[-1], positions) for r in rows
-                ]
-            return spec.result(cols, {c: [r[j] for r in rows] for j, c in enumerate(cols)})
+            scan = Scan(self._spec(table), columns, _q)
+            return scan.result(self._read(table, lambda con: con.execute(scan.sql).fetchall()))
 
         return self._retry(table, run)
 
